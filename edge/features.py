@@ -1,0 +1,174 @@
+"""MFCC frames for batch (a whole clip) and streaming (a microphone), bit-for-bit the same.
+
+The maths is python_speech_features' (its filterbank, power spectrum and lifter, the same DCT), but
+frames are computed only once each: a stream pushes samples of any chunk size and gets only the
+*new* frames, kept in a preallocated ring from which the latest window is read as a view.
+Only complete frames are produced (psf zero-pads a trailing partial frame; a stream cannot know
+where the audio ends, so neither side keeps that frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from python_speech_features import base as psf_base
+from python_speech_features import sigproc as psf_sigproc
+from scipy.fftpack import dct
+
+from edge.spec import FeatureSpec
+
+FloatArray = npt.NDArray[np.float32]
+_EPS = float(np.finfo(float).eps)  # psf's floor before log()
+
+
+def _window_function(name: str, length: int) -> npt.NDArray[np.float64]:
+    if name == "hann":
+        return np.hanning(length + 1)[:-1]  # periodic, as spectral analysis wants
+    if name == "hamming":
+        return np.hamming(length + 1)[:-1]
+    return np.ones(length)
+
+
+class MfccEngine:
+    """Turns pre-emphasised frames into MFCCs; precomputes the filterbank and window once."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self._window = _window_function(spec.winfunc, spec.win_length)
+        self._fbank_t = np.ascontiguousarray(
+            psf_base.get_filterbanks(
+                spec.n_mels, spec.n_fft, spec.sample_rate, spec.low_hz, spec.effective_high_hz
+            ).T
+        )
+
+    def frames_to_mfcc(self, frames: npt.NDArray[np.float64]) -> FloatArray:
+        """(n, win_length) pre-emphasised samples -> (n, n_mfcc) float32 MFCCs."""
+        spec = self.spec
+        if frames.shape[0] == 0:
+            return np.zeros((0, spec.n_mfcc), dtype=np.float32)
+        pspec = psf_sigproc.powspec(frames * self._window, spec.n_fft)
+        energy = np.sum(pspec, axis=1)
+        energy = np.where(energy == 0, _EPS, energy)
+        feat = pspec @ self._fbank_t
+        feat = np.where(feat == 0, _EPS, feat)
+        ceps = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, : spec.n_mfcc]
+        ceps = psf_base.lifter(ceps, spec.ceplifter)
+        if spec.append_energy:
+            ceps[:, 0] = np.log(energy)
+        return ceps.astype(np.float32)
+
+
+def preemphasize(
+    signal: npt.NDArray[np.floating], coeff: float, previous: float = 0.0
+) -> npt.NDArray[np.float64]:
+    """y[n] = x[n] - coeff * x[n-1]; ``previous`` is x[-1] (0 at the start, as psf does)."""
+    x = np.asarray(signal, dtype=np.float64)
+    out = np.empty_like(x)
+    if x.size:
+        out[0] = x[0] - coeff * previous
+        out[1:] = x[1:] - coeff * x[:-1]
+    return out
+
+
+def _frame_view(samples: npt.NDArray[np.float64], spec: FeatureSpec, count: int) -> npt.NDArray[np.float64]:
+    return np.lib.stride_tricks.sliding_window_view(samples, spec.win_length)[:: spec.hop_length][:count]
+
+
+def complete_frames(n_samples: int, spec: FeatureSpec) -> int:
+    """How many complete frames ``n_samples`` samples hold."""
+    if n_samples < spec.win_length:
+        return 0
+    return 1 + (n_samples - spec.win_length) // spec.hop_length
+
+
+def mfcc(signal: npt.NDArray[np.floating], spec: FeatureSpec, engine: MfccEngine | None = None) -> FloatArray:
+    """MFCC frames of a whole signal at ``spec.sample_rate``: (n_frames, n_mfcc) float32.
+
+    Equals python_speech_features.mfcc with the spec's parameters, minus its zero-padded last frame.
+    """
+    engine = engine or MfccEngine(spec)
+    pre = preemphasize(signal, spec.preemph)
+    return engine.frames_to_mfcc(_frame_view(pre, spec, complete_frames(pre.size, spec)))
+
+
+def window_starts(n_frames: int, spec: FeatureSpec, hop_frames: int | None = None) -> range:
+    """Start frame of every full window in ``n_frames`` frames, ``hop_frames`` apart."""
+    step = hop_frames or spec.hop_frames
+    return range(0, max(0, n_frames - spec.frames_per_window + 1), step)
+
+
+def normalize_window(
+    frames: npt.NDArray[np.float32], spec: FeatureSpec, out: FloatArray | None = None
+) -> FloatArray:
+    """One window of raw MFCC frames -> the model's input (CMN, then the trainer's mean/std).
+
+    Works on (..., frames, n_mfcc) so the trainer can normalise a whole batch at once; pass a
+    preallocated ``out`` in the hot path.
+    """
+    result = np.empty(frames.shape, dtype=np.float32) if out is None else out
+    if spec.cmn:
+        np.subtract(frames, frames.mean(axis=-2, keepdims=True), out=result)
+    else:
+        np.copyto(result, frames)
+    if spec.mean is not None and spec.std is not None:
+        result -= np.asarray(spec.mean, dtype=np.float32)
+        result /= np.asarray(spec.std, dtype=np.float32)
+    return result
+
+
+class StreamingMfcc:
+    """Push PCM chunks of any size; compute each MFCC frame exactly once; read the latest window.
+
+    Pre-emphasis state and the partial frame carry across pushes, so any chunking of the same audio
+    gives the same frames as :func:`mfcc` on the whole of it. The ring stores every frame twice
+    (at i and i + capacity) so the latest window is always one contiguous view, never a copy.
+    """
+
+    def __init__(self, spec: FeatureSpec, capacity: int | None = None) -> None:
+        self.spec = spec
+        self.capacity = capacity or spec.frames_per_window
+        if self.capacity < spec.frames_per_window:
+            raise ValueError("capacity must hold at least one window of frames")
+        self._engine = MfccEngine(spec)
+        self._ring = np.zeros((2 * self.capacity, spec.n_mfcc), dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio (e.g. after a capture gap, so no window spans the gap)."""
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._previous = 0.0
+        self.frames_total = 0
+        self.samples_total = 0
+
+    def push(self, chunk: npt.NDArray[np.floating]) -> FloatArray:
+        """Add mono samples at ``spec.sample_rate``; return only the new frames (n_new, n_mfcc)."""
+        x = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        if x.size == 0:
+            return np.zeros((0, self.spec.n_mfcc), dtype=np.float32)
+        pre = preemphasize(x, self.spec.preemph, self._previous)
+        self._previous = float(x[-1])
+        self.samples_total += x.size
+        pending = np.concatenate((self._pending, pre)) if self._pending.size else pre
+        count = complete_frames(pending.size, self.spec)
+        new = self._engine.frames_to_mfcc(_frame_view(pending, self.spec, count))
+        self._pending = pending[count * self.spec.hop_length :].copy()
+        self._store(new)
+        return new
+
+    def _store(self, new: FloatArray) -> None:
+        keep = new[-self.capacity :]
+        start = self.frames_total + new.shape[0] - keep.shape[0]
+        rows = (start + np.arange(keep.shape[0])) % self.capacity
+        self._ring[rows] = keep
+        self._ring[rows + self.capacity] = keep
+        self.frames_total += new.shape[0]
+
+    def latest_window(self) -> FloatArray | None:
+        """The newest ``frames_per_window`` frames as a read-only view, or None until enough audio."""
+        n = self.spec.frames_per_window
+        if self.frames_total < n:
+            return None
+        end = self.frames_total % self.capacity + self.capacity
+        view = self._ring[end - n : end]
+        view.flags.writeable = False
+        return view
