@@ -7,6 +7,7 @@ AudioDecodeError with one line that names the file and the problem.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,9 +17,10 @@ import soxr
 from edge.errors import AudioDecodeError, UsageError
 
 FloatArray = npt.NDArray[np.float32]
+AnyFloat = npt.NDArray[np.floating[Any]]
 
 
-def to_mono(samples: npt.NDArray[np.floating]) -> FloatArray:
+def to_mono(samples: AnyFloat) -> FloatArray:
     """(frames, channels) or (frames,) -> (frames,) float32, averaging channels."""
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 2:
@@ -41,8 +43,8 @@ class StreamResampler:
     def __init__(self, from_rate: int, to_rate: int) -> None:
         self.from_rate = from_rate
         self.to_rate = to_rate
-        self._stream = None if from_rate == to_rate else soxr.ResampleStream(
-            from_rate, to_rate, 1, dtype="float32", quality="HQ"
+        self._stream = (
+            None if from_rate == to_rate else soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
         )
 
     def process(self, chunk: FloatArray, last: bool = False) -> FloatArray:

@@ -9,6 +9,8 @@ where the audio ends, so neither side keeps that frame).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from python_speech_features import base as psf_base
@@ -18,6 +20,7 @@ from scipy.fftpack import dct
 from edge.spec import FeatureSpec
 
 FloatArray = npt.NDArray[np.float32]
+AnyFloat = npt.NDArray[np.floating[Any]]
 _EPS = float(np.finfo(float).eps)  # psf's floor before log()
 
 
@@ -36,9 +39,7 @@ class MfccEngine:
         self.spec = spec
         self._window = _window_function(spec.winfunc, spec.win_length)
         self._fbank_t = np.ascontiguousarray(
-            psf_base.get_filterbanks(
-                spec.n_mels, spec.n_fft, spec.sample_rate, spec.low_hz, spec.effective_high_hz
-            ).T
+            psf_base.get_filterbanks(spec.n_mels, spec.n_fft, spec.sample_rate, spec.low_hz, spec.effective_high_hz).T
         )
 
     def frames_to_mfcc(self, frames: npt.NDArray[np.float64]) -> FloatArray:
@@ -55,12 +56,10 @@ class MfccEngine:
         ceps = psf_base.lifter(ceps, spec.ceplifter)
         if spec.append_energy:
             ceps[:, 0] = np.log(energy)
-        return ceps.astype(np.float32)
+        return np.asarray(ceps, dtype=np.float32)
 
 
-def preemphasize(
-    signal: npt.NDArray[np.floating], coeff: float, previous: float = 0.0
-) -> npt.NDArray[np.float64]:
+def preemphasize(signal: AnyFloat, coeff: float, previous: float = 0.0) -> npt.NDArray[np.float64]:
     """y[n] = x[n] - coeff * x[n-1]; ``previous`` is x[-1] (0 at the start, as psf does)."""
     x = np.asarray(signal, dtype=np.float64)
     out = np.empty_like(x)
@@ -81,7 +80,7 @@ def complete_frames(n_samples: int, spec: FeatureSpec) -> int:
     return 1 + (n_samples - spec.win_length) // spec.hop_length
 
 
-def mfcc(signal: npt.NDArray[np.floating], spec: FeatureSpec, engine: MfccEngine | None = None) -> FloatArray:
+def mfcc(signal: AnyFloat, spec: FeatureSpec, engine: MfccEngine | None = None) -> FloatArray:
     """MFCC frames of a whole signal at ``spec.sample_rate``: (n_frames, n_mfcc) float32.
 
     Equals python_speech_features.mfcc with the spec's parameters, minus its zero-padded last frame.
@@ -97,9 +96,7 @@ def window_starts(n_frames: int, spec: FeatureSpec, hop_frames: int | None = Non
     return range(0, max(0, n_frames - spec.frames_per_window + 1), step)
 
 
-def normalize_window(
-    frames: npt.NDArray[np.float32], spec: FeatureSpec, out: FloatArray | None = None
-) -> FloatArray:
+def normalize_window(frames: npt.NDArray[np.float32], spec: FeatureSpec, out: FloatArray | None = None) -> FloatArray:
     """One window of raw MFCC frames -> the model's input (CMN, then the trainer's mean/std).
 
     Works on (..., frames, n_mfcc) so the trainer can normalise a whole batch at once; pass a
@@ -140,7 +137,7 @@ class StreamingMfcc:
         self.frames_total = 0
         self.samples_total = 0
 
-    def push(self, chunk: npt.NDArray[np.floating]) -> FloatArray:
+    def push(self, chunk: AnyFloat) -> FloatArray:
         """Add mono samples at ``spec.sample_rate``; return only the new frames (n_new, n_mfcc)."""
         x = np.asarray(chunk, dtype=np.float64).reshape(-1)
         if x.size == 0:

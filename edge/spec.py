@@ -103,8 +103,7 @@ class FeatureSpec:
             raise SpecError(f"spec_version must be an integer, got {version!r}")
         if version > SPEC_VERSION:
             raise SpecError(
-                f"spec_version {version} is newer than this software understands ({SPEC_VERSION}); "
-                "upgrade genre-pi"
+                f"spec_version {version} is newer than this software understands ({SPEC_VERSION}); upgrade genre-pi"
             )
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
@@ -149,9 +148,7 @@ def _coerce(name: str, value: Any) -> Any:
     # mean / std
     if value is None:
         return None
-    if not isinstance(value, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
-    ):
+    if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         raise SpecError(f"{name} must be a list of numbers or null")
     return tuple(float(v) for v in value)
 
