@@ -7,6 +7,7 @@ and disjoint sentences, so training never sees the evaluation's talkers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import shutil
@@ -102,7 +103,9 @@ def babble_bank(purpose: str, sample_rate: int, cache_dir: pathlib.Path | None =
             for i, (voice, wpm, pitch) in enumerate(VOICES[purpose]):
                 # Rotate the sentence order per voice so overlapping talkers never say the same thing at once.
                 texts = TEXTS[purpose][i % len(TEXTS[purpose]):] + TEXTS[purpose][: i % len(TEXTS[purpose])]
-                name = f"babble-{purpose}-{i}-{voice.replace('+', '_')}-{wpm}-{pitch}.wav"
+                # The text hash in the name invalidates a stale disk cache when the sentences are edited.
+                text_tag = hashlib.sha256(" ".join(texts).encode()).hexdigest()[:8]
+                name = f"babble-{purpose}-{i}-{voice.replace('+', '_')}-{wpm}-{pitch}-{text_tag}.wav"
                 path = cache_dir / name if cache_dir is not None else pathlib.Path(tmp) / name
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
