@@ -70,6 +70,8 @@ def preemphasize(signal: AnyFloat, coeff: float, previous: float = 0.0) -> npt.N
 
 
 def _frame_view(samples: npt.NDArray[np.float64], spec: FeatureSpec, count: int) -> npt.NDArray[np.float64]:
+    if count == 0:  # sliding_window_view refuses inputs shorter than one frame
+        return np.zeros((0, spec.win_length))
     return np.lib.stride_tricks.sliding_window_view(samples, spec.win_length)[:: spec.hop_length][:count]
 
 

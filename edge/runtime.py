@@ -7,9 +7,13 @@ and breaks tflite_runtime if loaded first). ``GENRE_TFLITE_RUNTIME`` forces one 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +61,9 @@ class TfliteModel:
         self.path = Path(path)
         interpreter_cls, self.runtime = load_interpreter_class(runtime)
         try:
-            self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_to_log():
+                self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelBundleError(f"{self.path}: not a loadable TFLite model ({_first_line(exc)})") from None
         inputs = self._interp.get_input_details()
@@ -108,6 +113,27 @@ class TfliteModel:
         total = float(out.sum())
         # int8 softmax outputs sum to 1 only approximately; renormalise so log-probs are comparable.
         return out / total if total > 0 else np.full_like(out, 1.0 / out.size)
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log() -> Iterator[None]:
+    """Send what the C++ runtime writes to fd 2 (an XNNPACK banner on every load) to the debug log.
+
+    Without this, every start puts an ``INFO:`` line into journald and CLI output that is not ours.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    log.debug("tflite: %s", line)
 
 
 def _quant(details: dict[str, Any]) -> tuple[float, int]:

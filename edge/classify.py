@@ -1,0 +1,42 @@
+"""Classify a whole signal window by window (pure: frames in, results out; no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.bundle import Bundle
+from edge.features import MfccEngine, mfcc, normalize_window, window_starts
+from edge.scoring import mean_log_probs
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One window's class probabilities; ``start_s``/``end_s`` in seconds from the signal start."""
+
+    start_s: float
+    end_s: float
+    probs: npt.NDArray[np.float32]
+
+
+def classify_signal(
+    signal: npt.NDArray[np.float32], bundle: Bundle, hop_frames: int | None = None
+) -> list[WindowResult]:
+    """Every full window of ``signal`` (mono, at ``bundle.spec.sample_rate``), ``hop_frames`` apart."""
+    spec = bundle.spec
+    frames = mfcc(signal, spec, MfccEngine(spec))
+    scratch = np.empty(spec.input_shape, dtype=np.float32)
+    span_s = spec.window_span_samples / spec.sample_rate
+    results = []
+    for start in window_starts(frames.shape[0], spec, hop_frames):
+        window = normalize_window(frames[start : start + spec.frames_per_window], spec, out=scratch)
+        start_s = start * spec.hop_length / spec.sample_rate
+        results.append(WindowResult(start_s, start_s + span_s, bundle.model.predict(window).copy()))
+    return results
+
+
+def verdict(results: list[WindowResult]) -> npt.NDArray[np.float32]:
+    """Clip-level probabilities: the renormalised mean of window log-probabilities."""
+    return mean_log_probs(np.stack([r.probs for r in results]))

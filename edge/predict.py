@@ -1,0 +1,121 @@
+"""``genre-predict AUDIO... [--model DIR] [--hop S] [--json]``: a per-window timeline and a verdict.
+
+Each bad file gets one line on stderr and the others are still classified; the exit code is that of
+the first failure (2: no such file/usage, 65: undecodable or too short audio, bad model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edge.audio import load_audio
+from edge.bundle import Bundle, load_bundle
+from edge.classify import WindowResult, classify_signal, verdict
+from edge.errors import EX_USAGE, AudioDecodeError, GenreError
+from edge.scoring import top_k
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genre-predict", description="Classify the music genre of audio files window by window."
+    )
+    parser.add_argument("audio", nargs="+", type=Path, help="audio files (wav, ogg, flac, au)")
+    parser.add_argument("--model", type=Path, default=None, help="model bundle directory (default: bundled model)")
+    parser.add_argument("--hop", type=float, default=None, help="seconds between windows (default: the model's)")
+    parser.add_argument("--json", action="store_true", help="print JSON Lines instead of a table")
+    parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    return parser
+
+
+def _hop_frames(bundle: Bundle, hop_s: float | None) -> int:
+    spec = bundle.spec
+    if hop_s is None:
+        return spec.hop_frames
+    if not 0 < hop_s <= spec.window_s:
+        raise GenreError(f"--hop must be in (0, {spec.window_s}] seconds, got {hop_s}")
+    return max(1, round(hop_s * spec.sample_rate / spec.hop_length))
+
+
+def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowResult]:
+    spec = bundle.spec
+    signal = load_audio(path, spec.sample_rate)
+    if signal.size < spec.window_span_samples:
+        raise AudioDecodeError(
+            f"{path}: audio is {signal.size / spec.sample_rate:.2f} s, shorter than one "
+            f"{spec.window_span_samples / spec.sample_rate:.2f} s window"
+        )
+    return classify_signal(signal, bundle, hop_frames)
+
+
+def _probs_dict(probs: np.ndarray, labels: tuple[str, ...]) -> dict[str, float]:
+    return {label: round(float(p), 5) for label, p in zip(labels, probs, strict=True)}
+
+
+def emit_json(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...]) -> None:
+    for r in results:
+        best = int(np.argmax(r.probs))
+        row = {
+            "file": str(path),
+            "start": round(r.start_s, 3),
+            "end": round(r.end_s, 3),
+            "genre": labels[best],
+            "confidence": round(float(r.probs[best]), 5),
+            "probabilities": _probs_dict(r.probs, labels),
+        }
+        out.write(json.dumps(row) + "\n")
+    final = verdict(results)
+    best = int(np.argmax(final))
+    summary = {
+        "file": str(path),
+        "verdict": labels[best],
+        "confidence": round(float(final[best]), 5),
+        "probabilities": _probs_dict(final, labels),
+    }
+    out.write(json.dumps(summary) + "\n")
+
+
+def emit_table(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...]) -> None:
+    out.write(f"{path}\n")
+    out.write(f"  {'window (s)':>15}  {'genre':<10} {'prob':>5}  top-3\n")
+    for r in results:
+        top = top_k(r.probs, labels)
+        others = ", ".join(f"{g} {p:.2f}" for g, p in top)
+        out.write(f"  {r.start_s:6.1f} – {r.end_s:6.1f}  {top[0][0]:<10} {top[0][1]:5.2f}  {others}\n")
+    final = verdict(results)
+    top = top_k(final, labels)
+    out.write(f"  verdict: {top[0][0]} ({top[0][1]:.2f}); runner-up {top[1][0]} ({top[1][1]:.2f})\n\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="genre-predict: %(message)s")
+    try:
+        bundle = load_bundle(args.model, num_threads=args.threads)
+        hop_frames = _hop_frames(bundle, args.hop)
+    except GenreError as exc:
+        code = EX_USAGE if type(exc) is GenreError else exc.exit_code
+        print(f"genre-predict: {exc}", file=sys.stderr)
+        return code
+    status = 0
+    emit = emit_json if args.json else emit_table
+    for path in args.audio:
+        try:
+            results = classify_file(path, bundle, hop_frames)
+        except GenreError as exc:
+            print(f"genre-predict: {exc}", file=sys.stderr)
+            status = status or exc.exit_code
+            continue
+        emit(sys.stdout, path, results, bundle.spec.labels)
+        sys.stdout.flush()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
