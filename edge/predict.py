@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.audio import load_audio
 from edge.bundle import Bundle, load_bundle
@@ -54,7 +55,7 @@ def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowRes
     return classify_signal(signal, bundle, hop_frames)
 
 
-def _probs_dict(probs: np.ndarray, labels: tuple[str, ...]) -> dict[str, float]:
+def _probs_dict(probs: npt.NDArray[np.float32], labels: tuple[str, ...]) -> dict[str, float]:
     return {label: round(float(p), 5) for label, p in zip(labels, probs, strict=True)}
 
 
