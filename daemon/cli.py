@@ -1,0 +1,222 @@
+"""``genre-daemon``: settings -> model -> source -> MQTT + sd_notify -> the loop, and a clean exit.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT or the end of a non-looping file; 2 bad usage;
+65 bad model bundle or undecodable audio; 69 audio input unavailable at start; 78 configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from daemon import __version__
+from daemon.discovery import discovery_messages, genre_options, topics
+from daemon.errors import ConfigError
+from daemon.mqtt import Publisher
+from daemon.pipeline import Classifier, Pipeline
+from daemon.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+from daemon.sources import list_devices, make_source
+from daemon.systemd import Notifier
+from edge.errors import GenreError
+
+log = logging.getLogger("genre-daemon")
+PROG = "genre-daemon"
+FLUSH_TIMEOUT_S = 3.0  # at the end of a file: time to get the last state to the broker
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Classify the music genre every hop and publish it over MQTT (Home Assistant discovery).",
+    )
+    p.add_argument("--config", metavar="PATH", help=f"TOML config (default {DEFAULT_CONFIG_PATH}, if it exists)")
+    p.add_argument("--check-config", action="store_true", help="validate config and model bundle, then exit")
+    p.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    p.add_argument("--source", metavar="mic|file:PATH", help="audio source (source.kind / source.path)")
+    p.add_argument("--device", metavar="NAME|INDEX", help="input device name substring or index (source.device)")
+    p.add_argument("--speed", type=float, metavar="N", help="file pacing: 1 real time, N faster, 0 max (source.speed)")
+    p.add_argument("--loop", action="store_true", default=None, help="loop a file source (source.loop)")
+    p.add_argument("--mqtt-host", metavar="HOST", help="broker host (mqtt.host)")
+    p.add_argument("--mqtt-port", type=int, metavar="PORT", help="broker port (mqtt.port)")
+    p.add_argument("--device-id", metavar="ID", help="topic level after the prefix (mqtt.device_id)")
+    p.add_argument("--prefix", metavar="PREFIX", help="first topic level (mqtt.prefix)")
+    p.add_argument("--model", metavar="DIR", help="model bundle directory (model.path)")
+    p.add_argument("--hop", type=float, metavar="SECONDS", help="audio time between windows (pipeline.hop_s)")
+    p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.source is not None:
+        kind, _, path = args.source.partition(":")
+        out["source.kind"] = kind
+        if kind == "file" or path:
+            out["source.path"] = path
+    if args.device is not None:
+        out["source.device"] = int(args.device) if args.device.isdigit() else args.device
+    simple = {
+        "speed": "source.speed",
+        "loop": "source.loop",
+        "mqtt_host": "mqtt.host",
+        "mqtt_port": "mqtt.port",
+        "device_id": "mqtt.device_id",
+        "prefix": "mqtt.prefix",
+        "model": "model.path",
+        "hop": "pipeline.hop_s",
+        "log_level": "log.level",
+    }
+    for attr, key in simple.items():
+        value = getattr(args, attr)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<N>`` syslog priority prefixes: journald turns them into the entry's priority."""
+
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        # journald stamps each line itself; a second timestamp is noise.
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _fail(exc: GenreError) -> int:
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_devices:
+        return _list_devices()
+    try:
+        settings = load_settings(args.config, overrides_from_args(args))
+    except ConfigError as exc:
+        return _fail(exc)
+    setup_logging(settings.log.level)
+    if args.check_config:
+        return _check(settings)
+    return run(settings)
+
+
+def _list_devices() -> int:
+    try:
+        devices = list_devices()
+    except OSError as exc:
+        print(f"{PROG}: cannot list audio devices: {exc}", file=sys.stderr)
+        return 69
+    if not devices:
+        print("no audio input devices found")
+    for d in devices:
+        rate = float(d["defaultSampleRate"])
+        print(f"{d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, default {rate:.0f} Hz)")
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    from edge.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(settings.model.path or None, settings.model.threads, settings.model.runtime or None)
+    except GenreError as exc:
+        return _fail(exc)
+    m = settings.mqtt
+    print(f"config OK: {settings.config_path}")
+    print(f"  source: {settings.source.kind}{':' + settings.source.path if settings.source.kind == 'file' else ''}")
+    print(f"  model: {bundle.path} (version {bundle.version}, {len(bundle.spec.labels)} labels)")
+    print(f"  mqtt: {m.host}:{m.port} tls={m.tls} user={m.username or '-'} password={'set' if m.password else '-'}")
+    print(f"  topics: {settings.topic('#')}; discovery {'on' if settings.discovery.enabled else 'off'}")
+    return 0
+
+
+def run(settings: Settings) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or the end of a non-looping file); return the exit code."""
+    from edge.bundle import load_bundle
+
+    t_start = time.monotonic()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    notifier = Notifier()
+    try:
+        bundle = load_bundle(settings.model.path or None, settings.model.threads, settings.model.runtime or None)
+        source = make_source(settings.source, bundle.spec.sample_rate, stop)
+        source.open()
+    except GenreError as exc:
+        notifier.close()
+        return _fail(exc)
+    log.info(
+        "model %s (version %s, %s runtime, labels: %s)",
+        bundle.path,
+        bundle.version,
+        bundle.model.runtime,
+        ", ".join(bundle.spec.labels),
+    )
+    t = topics(settings)
+    discovery = discovery_messages(settings, bundle.spec.labels, bundle.version) if settings.discovery.enabled else None
+    publisher = Publisher(settings.mqtt, t, discovery)
+    classifier = Classifier(bundle.spec, bundle.model, settings.pipeline)
+    pipeline = Pipeline(
+        source,
+        classifier,
+        publisher,
+        notifier,
+        stop,
+        bundle.version,
+        extra_counters=lambda: {"mqtt_reconnects": publisher.stats.reconnects},
+    )
+    publisher.start()
+    ready_s = time.monotonic() - t_start
+    notifier.ready(f"listening ({', '.join(genre_options(bundle.spec.labels))})")
+    log.info("ready in %.2f s: publishing under %s/", ready_s, settings.topic("")[:-1])
+    try:
+        pipeline.run()
+    finally:
+        notifier.stopping("stopping")
+        source.close()
+        if not stop.is_set():  # the file ended: let the last genre/state reach the broker first
+            deadline = time.monotonic() + FLUSH_TIMEOUT_S
+            while not publisher.idle() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        publisher.stop()
+        notifier.close()
+    c = pipeline.counters()
+    log.info("stopped after %d windows (inference %.1f ms avg)", c["windows"], c["inference_ms_avg"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""MQTT publisher: Last Will, reconnect with capped backoff, and a latest-state-only outbox.
+
+paho's network thread (``loop_start``) owns the socket and reconnects (exponential backoff,
+``reconnect_min_s`` doubling up to ``reconnect_max_s`` <= 30 s). Our outbox thread sends only the
+*latest* genre and state, one message at a time and waiting for each acknowledgement, so a
+broker that is down or slow never makes anything queue up: classification keeps running and
+newer values simply replace older unsent ones. Every (re)connect re-sends availability,
+discovery, genre and state, all retained.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from daemon.discovery import OFFLINE, ONLINE, Topics
+from daemon.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+ACK_TIMEOUT_S = 2.0  # per message; after that it is marked unsent and retried
+OFFLINE_TIMEOUT_S = 0.8  # shutdown budget for the final `offline` (the whole stop must fit in 2 s)
+
+
+@dataclass
+class MqttStats:
+    connects: int = 0
+    published: int = 0
+    connected: bool = False
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+
+class Publisher:
+    """Owns the paho client. ``set_genre``/``set_state`` never block; sending happens in a thread."""
+
+    def __init__(self, settings: MqttSettings, topics: Topics, discovery: dict[str, str] | None) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.discovery = discovery or {}
+        self.stats = MqttStats()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._genre: str | None = None
+        self._state: str | None = None
+        self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state"
+        self._last_error = ""
+        self._sending = False
+        self._thread: threading.Thread | None = None
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv311, clean_session=True
+        )
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        if s.tls:
+            client.tls_set(
+                ca_certs=s.ca_file or None,
+                certfile=s.cert_file or None,
+                keyfile=s.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if s.tls_insecure:
+                client.tls_insecure_set(True)
+        client.will_set(self.topics.availability, OFFLINE, qos=s.qos, retain=True)
+        client.reconnect_delay_set(min_delay=max(1, round(s.reconnect_min_s)), max_delay=round(s.reconnect_max_s))
+        client.max_queued_messages_set(64)  # a safety net only: the outbox keeps at most a few in flight
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # -- paho callbacks (network thread) --------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self._log_error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
+            return
+        self._last_error = ""
+        with self._cond:
+            self.stats.connects += 1
+            self.stats.connected = True
+            self._dirty |= {"availability", "genre", "state"} | ({"discovery"} if self.discovery else set())
+            self._cond.notify_all()
+        if self.discovery:
+            client.subscribe(self.topics.ha_status, qos=self.settings.qos)
+        log.info(
+            "connected to MQTT %s:%d as %s%s",
+            self.settings.host,
+            self.settings.port,
+            self.settings.client_id,
+            f" (reconnect {self.stats.reconnects})" if self.stats.reconnects else "",
+        )
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._cond:
+            was = self.stats.connected
+            self.stats.connected = False
+        if was and not self._stop.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting, classification continues", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self.topics.ha_status and msg.payload.strip().lower() == b"online":
+            log.info("Home Assistant is online: re-sending discovery")
+            with self._cond:
+                self._dirty.add("discovery")
+                self._cond.notify_all()
+
+    def _log_error(self, text: str) -> None:
+        if text != self._last_error:  # a broker that keeps refusing must not flood the journal
+            log.error("%s", text)
+            self._last_error = text
+
+    # -- API (pipeline thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; classification does not wait for the broker."""
+        s = self.settings
+        try:
+            self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        except (OSError, ValueError) as exc:
+            self._log_error(f"MQTT connect to {s.host}:{s.port} failed: {exc}")
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="mqtt-outbox", daemon=True)
+        self._thread.start()
+
+    def set_genre(self, genre: str) -> None:
+        with self._cond:
+            if genre != self._genre:
+                self._genre = genre
+                self._dirty.add("genre")
+                self._cond.notify_all()
+
+    def set_state(self, payload: str) -> None:
+        with self._cond:
+            self._state = payload
+            self._dirty.add("state")
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """True when connected and nothing is waiting to be sent (for flushing before exit)."""
+        with self._cond:
+            return self.stats.connected and not self._dirty and not self._sending
+
+    def _run(self) -> None:
+        order = ("availability", "discovery", "state", "genre")
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._stop.is_set() and not (self._dirty and self.stats.connected):
+                    self._cond.wait(0.5)
+                if self._stop.is_set():
+                    return
+                key = next(k for k in order if k in self._dirty)
+                self._dirty.discard(key)
+                self._sending = True
+                messages = self._messages(key)
+            ok = all(self._send(topic, payload) for topic, payload in messages)
+            with self._cond:
+                self._sending = False
+                if not ok:
+                    self._dirty.add(key)  # resent once connected again (the newest value by then)
+
+    def _messages(self, key: str) -> list[tuple[str, str]]:
+        if key == "availability":
+            return [(self.topics.availability, ONLINE)]
+        if key == "discovery":
+            return list(self.discovery.items())
+        if key == "genre":
+            return [(self.topics.genre, self._genre)] if self._genre is not None else []
+        return [(self.topics.state, self._state)] if self._state is not None else []
+
+    def _send(self, topic: str, payload: str) -> bool:
+        info = self.client.publish(topic, payload, qos=self.settings.qos, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout=ACK_TIMEOUT_S)
+        except (RuntimeError, ValueError):
+            return False
+        if info.is_published():
+            self.stats.published += 1
+            return True
+        return False
+
+    def stop(self) -> None:
+        """Publish ``offline`` (if connected), disconnect cleanly; bounded to ~1.5 s in total."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=0.3)
+        if self.stats.connected:
+            info = self.client.publish(self.topics.availability, OFFLINE, qos=self.settings.qos, retain=True)
+            try:
+                info.wait_for_publish(timeout=OFFLINE_TIMEOUT_S)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline: %s", exc)
+        self.client.disconnect()
+        # paho's thread may sit in a connect attempt to an unreachable host; never wait long for it.
+        stopper = threading.Thread(target=self.client.loop_stop, name="mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout=0.4)
