@@ -1,0 +1,1 @@
+"""Real-component test fixtures (mosquitto, PulseAudio, Home Assistant schema, audio); see conftest.py."""

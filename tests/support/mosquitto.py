@@ -44,6 +44,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.support.procs import die_with_parent, register_cleanup
 from tests.support.tls import TlsBundle, make_tls_bundle
 
 __all__ = [
@@ -137,6 +138,7 @@ class MosquittoBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
         self._prepared = False
+        self._cleanup_registered = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -234,7 +236,11 @@ class MosquittoBroker:
             # Own process group: a Ctrl-C in the terminal must not kill the broker
             # before the test's teardown does.
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
+        if not self._cleanup_registered:
+            register_cleanup(self.kill)
+            self._cleanup_registered = True
         ports = [self.port] + ([self.tls_port] if self.tls_port else [])
         deadline = t0 + timeout
         while True:

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.procs import die_with_parent, register_cleanup
+
 __all__ = ["PulseServer", "pulse_available", "record_pyaudio"]
 
 DEFAULT_START_TIMEOUT_S = 10.0
@@ -75,6 +77,7 @@ class PulseServer:
         self.start_seconds: float | None = None  # wall time of the last start(), for reports
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_handle: Any = None
+        self._cleanup_registered = False
         self._players: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -160,7 +163,11 @@ class PulseServer:
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
+        if not self._cleanup_registered:
+            register_cleanup(self.stop)
+            self._cleanup_registered = True
         deadline = t0 + timeout
         while True:
             if self._proc.poll() is not None:
@@ -240,9 +247,11 @@ class PulseServer:
         if volume is not None:
             args.append(f"--volume={volume}")
         args.append(str(path))
-        proc = subprocess.Popen(
-            args, env=self._full_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        with (self.workdir / "paplay.log").open("ab") as log:
+            proc = subprocess.Popen(
+                args, env=self._full_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
         self._players = [p for p in self._players if p.poll() is None]
         self._players.append(proc)
         return proc
@@ -274,8 +283,6 @@ def _stop_popen(proc: subprocess.Popen[Any], timeout: float = DEFAULT_STOP_TIMEO
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
-    if proc.stderr is not None:
-        proc.stderr.close()
 
 
 def record_pyaudio(
