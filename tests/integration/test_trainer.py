@@ -1,0 +1,168 @@
+"""genre-train end to end on real GTZAN audio: the trainer runs in subprocesses (TensorFlow never enters
+this process, which loads the bundle with edge's light runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GTZAN = REPO.parent / "shared" / "gtzan"
+DEFAULT_BUNDLE = REPO / "edge" / "models" / "default"
+
+pytestmark = pytest.mark.skipif(not (GTZAN / "manifest.csv").is_file(), reason=f"GTZAN subset not found at {GTZAN}")
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("trainer")
+    cache, out = root / "cache", root / "bundle"
+    proc = _run(["train", "--quick", "--no-degrade", "--data", str(GTZAN), "--out", str(out),
+                 "--cache-dir", str(cache), "--workers", "2", "--threads", "1"], cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, cache, proc
+
+
+@pytest.mark.slow
+def test_quick_training_gives_a_loadable_int8_bundle(quick_run: tuple[Path, Path, object]) -> None:
+    out, _, _ = quick_run
+    from edge.audio import load_audio
+    from edge.bundle import load_bundle
+    from edge.features import mfcc, normalize_window
+
+    bundle = load_bundle(out)
+    assert bundle.model.quantized
+    assert bundle.spec.mean is not None and bundle.spec.cmn
+    audio = load_audio(GTZAN / "blues" / "blues.00000.ogg", bundle.spec.sample_rate)
+    frames = mfcc(audio[: bundle.spec.sample_rate * 4], bundle.spec)[: bundle.spec.frames_per_window]
+    probs = bundle.model.predict(normalize_window(frames, bundle.spec))
+    assert probs.shape == (len(bundle.spec.labels),)
+    assert np.isclose(probs.sum(), 1.0, atol=1e-3)
+
+    report = json.loads((out / "report.json").read_text())
+    shipped = report["shipped"]
+    for key in ("clip_accuracy_float", "clip_accuracy_int8", "int8_float_top1_agreement"):
+        assert 0.0 <= shipped[key] <= 1.0
+    assert shipped["tflite_bytes"] == (out / "model.tflite").stat().st_size
+    split = json.loads((out / "split.json").read_text())
+    assert split["by"] == "clip"
+    assert not set(split["train"]) & set(split["test"])  # no clip on both sides
+    for name in ("report.md", "confusion.png", "curves.png"):
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_second_run_reads_the_feature_cache(quick_run: tuple[Path, Path, object], tmp_path: Path) -> None:
+    out, cache, _ = quick_run
+    first = json.loads((out / "report.json").read_text())["data"]
+    assert first["features_computed"] > 0
+    proc = _run(["train", "--quick", "--no-degrade", "--data", str(GTZAN), "--out", str(tmp_path / "again"),
+                 "--cache-dir", str(cache), "--threads", "1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["data"]["features_computed"] == 0
+    assert again["data"]["features_cached"] == first["features_computed"] + first["features_cached"]
+    # --seed fixes everything: the same model bytes and numbers from the same inputs.
+    assert (tmp_path / "again" / "model.tflite").read_bytes() == (out / "model.tflite").read_bytes()
+
+
+@pytest.mark.slow
+def test_parity_check_catches_a_wrong_input_scale(tmp_path: Path) -> None:
+    if not (DEFAULT_BUNDLE / "model.tflite").is_file():
+        pytest.skip("no shipped default bundle yet")
+    script = textwrap.dedent(f"""
+        import shutil, sys
+        from pathlib import Path
+        import numpy as np
+        from edge.audio import load_audio
+        from edge.bundle import read_bundle_json
+        from edge.features import mfcc, normalize_window
+        from trainer.export import ParityError, check_parity
+        from tensorflow.lite.tools import flatbuffer_utils as fu
+
+        good = Path({str(DEFAULT_BUNDLE / "model.tflite")!r})
+        spec, _ = read_bundle_json(good.parent)
+        frames = np.concatenate([mfcc(load_audio(Path({str(GTZAN)!r}) / p, spec.sample_rate), spec)
+                                 for p in ("blues/blues.00001.ogg", "metal/metal.00002.ogg", "pop/pop.00003.ogg")])
+        n = spec.frames_per_window
+        x = normalize_window(np.stack([frames[i:i + n] for i in range(0, frames.shape[0] - n, 43)]), spec)
+        check_parity(good.read_bytes(), good.read_bytes(), x)  # identical models pass
+        model = fu.read_model(str(good))
+        sub = model.subgraphs[0]
+        quant = sub.tensors[sub.inputs[0]].quantization
+        quant.scale = [s / 20 for s in quant.scale]  # a deliberately wrong input scale
+        bad = Path({str(tmp_path / "bad.tflite")!r})
+        fu.write_model(model, str(bad))
+        try:
+            check_parity(good.read_bytes(), bad.read_bytes(), x)
+        except ParityError as exc:
+            print("CAUGHT", exc)
+            sys.exit(0)
+        print("NOT CAUGHT")
+        sys.exit(1)
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "CAUGHT int8 model disagrees with float" in proc.stdout
+
+
+def test_empty_folder_is_a_clear_data_error(tmp_path: Path) -> None:
+    (tmp_path / "data" / "blues").mkdir(parents=True)
+    proc = _run(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c")], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 65, proc.stderr
+    assert "no audio found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    proc = _run(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "does not exist" in proc.stderr
+
+
+def test_one_genre_is_a_clear_data_error(tmp_path: Path) -> None:
+    data = tmp_path / "genres_original" / "blues"
+    data.mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(GTZAN / "blues" / f"blues.0000{i}.ogg", data / f"blues.0000{i}.ogg")
+    proc = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")],
+                cwd=tmp_path, timeout=60)
+    assert proc.returncode == 65, proc.stderr
+    assert "only one genre (blues)" in proc.stderr
+
+
+@pytest.mark.slow
+def test_corrupt_file_is_skipped_and_reported(tmp_path: Path) -> None:
+    data = tmp_path / "genres"
+    for genre in ("blues", "metal"):
+        (data / genre).mkdir(parents=True)
+        for i in range(3):
+            shutil.copy(GTZAN / genre / f"{genre}.0000{i}.ogg", data / genre / f"{genre}.0000{i}.ogg")
+    (data / "metal" / "metal.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")  # like GTZAN jazz.00054
+    (data / "blues" / "blues.00009.wav").write_bytes(b"")
+    proc = _run(["train", "--no-degrade", "--data", str(data), "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--workers", "1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "metal.00054" in proc.stderr  # the warning names the file
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    skipped = {s["clip_id"] for s in report["data"]["skipped"]}
+    assert {"metal.00054", "blues.00009"} <= skipped
+    assert report["data"]["skipped_count"] == len(skipped)
+    assert "metal.00054" in (tmp_path / "o" / "report.md").read_text()

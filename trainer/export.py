@@ -1,0 +1,118 @@
+"""Keras -> float and full-integer int8 TFLite, and the int8-vs-float parity check.
+
+Parity uses ``tf.lite.Interpreter`` (TensorFlow is already loaded in the trainer, and importing
+tflite_runtime after tensorflow breaks it). Int8 inputs are quantised exactly as ``edge.runtime`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import EX_SOFTWARE, GenreError
+
+FloatArray = npt.NDArray[np.float32]
+PARITY_MIN_AGREEMENT = 0.9  # int8 vs float top-1 on test windows
+PARITY_MAX_MEAN_ABS = 0.05  # mean |p_int8 - p_float| over all window probabilities
+
+
+class ParityError(GenreError):
+    """The int8 model disagrees with the float model: quantisation went wrong."""
+
+    exit_code = EX_SOFTWARE
+
+
+def to_tflite(model: Any, representative: FloatArray | None) -> bytes:
+    """Float TFLite when ``representative`` is None, else full-integer int8 (int8 input and output)."""
+    import tensorflow as tf
+
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if representative is not None:
+        rep = representative.astype(np.float32)
+
+        def gen() -> Iterator[list[FloatArray]]:
+            for i in range(rep.shape[0]):
+                yield [rep[i : i + 1].reshape((1, *input_shape))]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = gen
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    # The converter prints the traced signature to stdout (pages of "Captures:"); keep the CLI readable.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return bytes(converter.convert())
+
+
+def run_tflite(model_path: Path | bytes, inputs: FloatArray) -> FloatArray:
+    """Probabilities for each model input (n, ...) via tf.lite.Interpreter, int8 (de)quantised like edge."""
+    import tensorflow as tf
+
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    if isinstance(model_path, bytes):
+        interp = tf.lite.Interpreter(model_content=model_path, num_threads=1)
+    else:
+        interp = tf.lite.Interpreter(model_path=str(model_path), num_threads=1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    in_scale, in_zero = inp["quantization"]
+    out_scale, out_zero = out["quantization"]
+    result = np.zeros((inputs.shape[0], int(np.prod(out["shape"]))), dtype=np.float32)
+    for i in range(inputs.shape[0]):
+        x = inputs[i].reshape(inp["shape"]).astype(np.float32)
+        if in_scale:
+            x = np.clip(np.rint(x / in_scale) + in_zero, -128, 127)
+        interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interp.invoke()
+        y = interp.get_tensor(out["index"]).reshape(-1).astype(np.float32)
+        if out_scale:
+            y = (y - out_zero) * out_scale
+        y = np.clip(y, 0.0, None)
+        total = float(y.sum())
+        result[i] = y / total if total > 0 else 1.0 / y.size
+    return result
+
+
+@dataclass
+class Parity:
+    top1_agreement: float
+    mean_abs_prob_diff: float
+    windows: int
+
+    @property
+    def ok(self) -> bool:
+        return self.top1_agreement >= PARITY_MIN_AGREEMENT and self.mean_abs_prob_diff <= PARITY_MAX_MEAN_ABS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top1_agreement": self.top1_agreement, "mean_abs_prob_diff": self.mean_abs_prob_diff,
+                "windows": self.windows, "ok": self.ok,
+                "thresholds": {"min_top1_agreement": PARITY_MIN_AGREEMENT,
+                               "max_mean_abs_prob_diff": PARITY_MAX_MEAN_ABS}}
+
+
+def parity(float_probs: FloatArray, int8_probs: FloatArray) -> Parity:
+    """Compare window probabilities of the float and int8 models on the same inputs."""
+    agree = float(np.mean(float_probs.argmax(axis=1) == int8_probs.argmax(axis=1)))
+    diff = float(np.mean(np.abs(float_probs - int8_probs)))
+    return Parity(agree, diff, int(float_probs.shape[0]))
+
+
+def check_parity(float_model: Path | bytes, int8_model: Path | bytes, inputs: FloatArray) -> Parity:
+    """Run both models on ``inputs``; raise ParityError naming the numbers if int8 drifts from float."""
+    result = parity(run_tflite(float_model, inputs), run_tflite(int8_model, inputs))
+    if not result.ok:
+        raise ParityError(
+            f"int8 model disagrees with float: top-1 agreement {result.top1_agreement:.3f} "
+            f"(need >= {PARITY_MIN_AGREEMENT}), mean |dp| {result.mean_abs_prob_diff:.4f} "
+            f"(need <= {PARITY_MAX_MEAN_ABS}); check the quantisation (representative data, input scale)"
+        )
+    return result

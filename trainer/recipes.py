@@ -1,0 +1,95 @@
+"""Training recipes: every knob that differs between the Velardo baseline and our default, in one place.
+
+Pure configuration (no TensorFlow). ``quick`` variants shrink epochs for the smoke test only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from edge.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to turn clips into a model.
+
+    ``train_windows`` is "segments" (10 non-overlapping 3 s windows per clip, fixed) or "crops" (random
+    window starts drawn afresh every epoch, ``crops_per_clip`` per clip). ``eval_hop_frames`` is the
+    step in MFCC frames between evaluated windows (None = ``spec.hop_frames``, what the daemon uses).
+    ``aug_copies`` degraded training copies per clip (trainer.degrade.augment) join the clean audio;
+    ``aug_fraction`` is the share of training windows drawn from them.
+    """
+
+    name: str
+    model: str  # "velardo_cnn2d" | "tcn1d"
+    cmn: bool = False
+    normalize: bool = False  # learn per-coefficient mean/std on the training windows
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    cosine_decay: bool = False
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    spec_augment: bool = False
+    balanced_sampling: bool = False
+    train_windows: str = "segments"
+    crops_per_clip: int = 10
+    eval_hop_frames: int | None = None
+    aug_copies: int = 0
+    aug_fraction: float = 0.0
+    width: int = 64
+    dropout: float = 0.3
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+VELARDO = Recipe(
+    name="velardo",
+    model="velardo_cnn2d",
+    epochs=30,
+    batch_size=32,
+    learning_rate=1e-4,
+    train_windows="segments",
+    eval_hop_frames=126,
+    notes="Velardo's seed: 10 x 3 s segments, raw MFCCs, 3 conv blocks + dense 64, Adam 1e-4, batch 32, 30 epochs",
+)
+
+DEFAULT = Recipe(
+    name="default",
+    model="tcn1d",
+    cmn=True,
+    normalize=True,
+    epochs=40,
+    batch_size=64,
+    learning_rate=3e-3,
+    cosine_decay=True,
+    label_smoothing=0.1,
+    mixup_alpha=0.2,
+    spec_augment=True,
+    balanced_sampling=True,
+    train_windows="crops",
+    crops_per_clip=12,
+    aug_copies=4,
+    aug_fraction=0.5,
+    width=64,
+    dropout=0.3,
+    notes="1D temporal CNN (MFCCs as channels, separable convs, global average pooling), per-window CMN + "
+    "train-set mean/std, random crops, class-balanced sampling, SpecAugment masks, mixup, label smoothing, "
+    "room/noise augmentation from trainer.degrade (train seeds), cosine LR",
+)
+
+RECIPES = {r.name: r for r in (VELARDO, DEFAULT)}
+
+
+def get_recipe(name: str, **overrides: Any) -> Recipe:
+    try:
+        recipe = RECIPES[name]
+    except KeyError:
+        raise UsageError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(recipe, **clean) if clean else recipe

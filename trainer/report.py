@@ -1,0 +1,211 @@
+"""report.json (merged across ``train`` and ``compare`` runs), report.md and the PNG figures.
+
+Each command updates only its own sections of an existing report.json, so the committed bundle can
+hold both the shipped model's numbers and the recipe comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
+        ("velardo_clip_split", "Velardo, split by clip"),
+        ("default_clip_split", "default, split by clip"))
+
+
+def update_report(out: Path, sections: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``sections`` into ``out/report.json`` (top-level keys replaced) and re-render report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / REPORT_JSON
+    doc: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    doc.update(sections)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
+    tmp.replace(path)
+    (out / REPORT_MD).write_text(render_md(doc))
+    return doc
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _pct(stat: Any) -> str:
+    if isinstance(stat, dict):
+        m, s = stat.get("mean", float("nan")), stat.get("std", float("nan"))
+        return "–" if m != m else f"{100 * m:.1f} ± {100 * s:.1f}"
+    if isinstance(stat, float | int):
+        return "–" if isinstance(stat, float) and math.isnan(stat) else f"{100 * stat:.1f}"
+    return "–"
+
+
+def _recipe_table(recipes: dict[str, Any]) -> list[str]:
+    lines = ["| recipe | split | segment acc % | segment macro % | clip acc % | clip macro % | params | train s/fold |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, title in ROWS:
+        r = recipes.get(key)
+        if not r:
+            continue
+        name, split = title.split(", ", 1)
+        lines.append(f"| {name} | {split} | {_pct(r['segment_accuracy'])} | {_pct(r['segment_macro_accuracy'])} | "
+                     f"{_pct(r['clip_accuracy'])} | {_pct(r['clip_macro_accuracy'])} | {r['params']:,} | "
+                     f"{r['train_seconds']['mean']:.0f} |")
+    return lines
+
+
+def _robust_table(rob: dict[str, Any]) -> list[str]:
+    conds = list(next(iter(rob.values())).keys()) if rob else []
+    lines = ["| recipe | " + " | ".join(conds) + " | clean → typical |", "|---|" + "---|" * (len(conds) + 1)]
+    for key, stats in rob.items():
+        cells = [_pct(stats[c]["clip_macro_accuracy"]) for c in conds]
+        drop = "–"
+        if "typical" in stats:
+            d = stats["clean"]["clip_macro_accuracy"]["mean"] - stats["typical"]["clip_macro_accuracy"]["mean"]
+            drop = f"{-100 * d:+.1f}"
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {drop} |")
+    return lines
+
+
+def _per_genre(per: dict[str, Any]) -> list[str]:
+    lines = ["| genre | precision % | recall % | F1 % | clips |", "|---|---|---|---|---|"]
+    for genre, m in per.items():
+        lines.append(f"| {genre} | {100 * m['precision']:.0f} | {100 * m['recall']:.0f} | {100 * m['f1']:.0f} | "
+                     f"{m['support']} |")
+    return lines
+
+
+def render_md(doc: dict[str, Any]) -> str:
+    out = ["# genre-pi trainer report", ""]
+    data = doc.get("data")
+    if data:
+        out += [f"Data: `{data['root']}` — {data['clips']} clips used, {len(data.get('skipped', []))} skipped.", "",
+                "| genre | clips | balanced core |", "|---|---|---|"]
+        out += [f"| {g} | {n} | {data['core_counts'].get(g, 0)} |" for g, n in data["counts"].items()]
+        out.append("")
+        for s in data.get("skipped", []):
+            out.append(f"- skipped `{s['clip_id']}`: {s['reason']}")
+        out.append("")
+    shipped = doc.get("shipped")
+    if shipped:
+        out += ["## Shipped model (`model.tflite`, int8)", "",
+                f"Recipe `{shipped['recipe']['name']}`, {shipped['params']:,} params, "
+                f"{shipped['tflite_bytes'] / 1024:.1f} KB int8 ({shipped['float_tflite_bytes'] / 1024:.1f} KB float). "
+                f"Held-out test: {shipped['test_clips']} clips never seen in training "
+                f"(trained on {shipped['train_clips']}; split by clip, stratified, seed in `split.json`). "
+                f"Training took {shipped['train_seconds']:.0f} s.", "",
+                "| metric | float | int8 |", "|---|---|---|",
+                f"| clip accuracy % | {_pct(shipped['clip_accuracy_float'])} | {_pct(shipped['clip_accuracy_int8'])} |",
+                f"| clip macro accuracy % | {_pct(shipped['clip_macro_accuracy_float'])} | "
+                f"{_pct(shipped['clip_macro_accuracy_int8'])} |",
+                f"| segment accuracy % | {_pct(shipped['segment_accuracy_float'])} | "
+                f"{_pct(shipped['segment_accuracy_int8'])} |", "",
+                f"int8 vs float top-1 agreement on test windows: {100 * shipped['int8_float_top1_agreement']:.1f} % "
+                f"(mean |Δp| {shipped['parity']['mean_abs_prob_diff']:.4f}).", ""]
+        rob = shipped.get("robustness_int8", {})
+        if len(rob) > 1:
+            out += ["Held-out clips through the room chain (int8, clip macro %): " +
+                    ", ".join(f"{k} {_pct(v['clip_macro_accuracy'])}" for k, v in rob.items()), ""]
+        out += ["Per genre (clip level, int8, held-out test):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
+                "![confusion](confusion.png) ![curves](curves.png)", "",
+                f"Rebuild: `{shipped['command']}`", ""]
+    for key, title in (("recipes", "all clips"), ("recipes_core", "balanced 100-clip core")):
+        if key in doc:
+            cv = doc.get("cv", {})
+            out += [f"## Recipe comparison — {title} ({cv.get('folds', 5)}-fold CV by clip, mean ± std over folds)",
+                    "", "Velardo split by segment is **leaky** (segments of one test clip are in training); "
+                    "it is only here to reproduce the baseline's inflated numbers.", "",
+                    *_recipe_table(doc[key]), ""]
+    if "robustness" in doc:
+        out += ["## Robustness: clip macro accuracy %, clean vs the room chain (same folds)", "",
+                *_robust_table(doc["robustness"]), "", "![robustness](robustness.png)", ""]
+    if "robustness_core" in doc:
+        out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
+    if "recipes" in doc and "default_clip_split" in doc["recipes"]:
+        out += ["Per genre, default recipe, all clips (clip level, pooled over folds):", "",
+                *_per_genre(doc["recipes"]["default_clip_split"]["per_genre_clip"]), ""]
+    if "cv" in doc:
+        out += [f"Comparison command: `{doc['cv']['command']}` ({doc['cv']['seconds'] / 60:.1f} min).", ""]
+    if "recipe_definitions" in doc:
+        out += ["## Recipes", ""]
+        out += [f"- **{k}**: {v['notes']}" for k, v in doc["recipe_definitions"].items()]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_confusion(path: Path, cm: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=80)
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if m[i, j]:
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "k")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_curves(path: Path, history: dict[str, list[float]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
+    epochs = range(1, len(history["loss"]) + 1)
+    a.plot(epochs, history["loss"], label="train loss (smoothed, mixed labels)")
+    a.set_xlabel("epoch")
+    a.legend(fontsize=7)
+    b.plot(epochs, history["accuracy"], label="train window accuracy")
+    if history.get("monitor_accuracy"):
+        b.plot(epochs, history["monitor_accuracy"], label="held-out window accuracy (monitor only)")
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_robustness(path: Path, rob: dict[str, Any], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=80)
+    conds = list(next(iter(rob.values())).keys())
+    width = 0.8 / len(rob)
+    for k, (name, stats) in enumerate(rob.items()):
+        means = [100 * stats[c]["clip_macro_accuracy"]["mean"] for c in conds]
+        stds = [100 * stats[c]["clip_macro_accuracy"]["std"] for c in conds]
+        ax.bar(np.arange(len(conds)) + k * width, means, width, yerr=stds, label=name, capsize=3)
+    ax.set_xticks(np.arange(len(conds)) + width * (len(rob) - 1) / 2, conds)
+    ax.set_ylabel("clip macro accuracy %")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,126 @@
+"""Train one model on a held-out split, export float + int8 TFLite, check parity, write the edge bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.bundle import MODEL_FILE, write_bundle_json
+from trainer.evaluate import ClipWindows, score
+from trainer.export import check_parity, run_tflite, to_tflite
+from trainer.metrics import confusion, per_class
+from trainer.pipeline import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate
+from trainer.recipes import Recipe
+from trainer.split import groups_overlap, holdout_parts
+from trainer.train import prepare
+from trainer.windows import cut_windows
+
+log = logging.getLogger(__name__)
+IntArray = npt.NDArray[np.int64]
+REPRESENTATIVE_WINDOWS = 400
+
+
+def holdout(data: Data, split: str, seed: int, test_fraction: float) -> tuple[IntArray, IntArray, dict[str, Any]]:
+    """Train/test clip indices and the split record written to split.json (by clip, stratified, seeded)."""
+    if split == "segment":
+        # Only the Velardo comparison needs the leaky split; a shipped model must never be scored that way.
+        raise ValueError("the shipped model is always split by clip")
+    parts = holdout_parts(data.y, test_fraction, seed)
+    assert not groups_overlap([c.clip_id for c in data.clips], parts)
+    record = {"by": "clip", "stratified": True, "seed": seed, "test_fraction": test_fraction,
+              "train": [c.clip_id for c, p in zip(data.clips, parts, strict=True) if p == 0],
+              "test": [c.clip_id for c, p in zip(data.clips, parts, strict=True) if p == 1]}
+    return np.flatnonzero(parts == 0), np.flatnonzero(parts == 1), record
+
+
+def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | None, severities: Sequence[str],
+         test_fraction: float, command: str, save_float: bool = False) -> dict[str, Any]:
+    """Train, export, verify and write ``out/model.tflite`` + ``model.json`` (+ split.json); return the report."""
+    train_idx, test_idx, split_record = holdout(data, "clip", seed, test_fraction)
+    result = fit_and_evaluate(recipe, data, train_idx, test_idx, seed=seed, threads=threads,
+                              severities=severities, monitor=True)
+    trained = result.trained
+    spec = trained.spec
+    n = len(data.labels)
+    rng = np.random.default_rng(seed)
+    # Representative data for int8 calibration: training windows only, clean and augmented alike.
+    train_frames = [data.store.get(data.clips[i].clip_id, v) for i in train_idx
+                    for v in ("clean", *[f"aug/{k}" for k in range(recipe.aug_copies) if severities])]
+    pool = np.concatenate([cut_windows(f, spec, spec.hop_frames) for f in train_frames])
+    rep = prepare(pool[rng.choice(pool.shape[0], min(REPRESENTATIVE_WINDOWS, pool.shape[0]), replace=False)],
+                  spec, recipe)
+    float_bytes = to_tflite(trained.model, None)
+    int8_bytes = to_tflite(trained.model, rep)
+    hop = eval_hop(recipe, spec)
+    y_test = data.y[test_idx]
+    per_condition: dict[str, Any] = {}
+    int8_clip_pred = np.zeros(0, dtype=np.int64)
+    parity_result = None
+    for cond in (CONDITIONS_CLEAN, *severities):
+        variant = "clean" if cond == CONDITIONS_CLEAN else f"eval/{cond}"
+        cw = ClipWindows.build([data.store.get(data.clips[i].clip_id, variant) for i in test_idx], y_test, spec, hop)
+        x = prepare(cw.windows, spec, recipe)
+        if cond == CONDITIONS_CLEAN:
+            parity_result = check_parity(float_bytes, int8_bytes, x)
+            fl = score(run_tflite(float_bytes, x), cw, n)
+            per_condition["float"] = fl.summary()
+        q = score(run_tflite(int8_bytes, x), cw, n)
+        per_condition[cond] = q.summary()
+        if cond == CONDITIONS_CLEAN:
+            int8_clip_pred = q.clip_pred
+    assert parity_result is not None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_FILE).write_bytes(int8_bytes)
+    if save_float:
+        (out / "model_float.tflite").write_bytes(float_bytes)
+    (out / "split.json").write_text(json.dumps(split_record, indent=1) + "\n")
+    cm = confusion(y_test, int8_clip_pred, n)
+    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M") + "-" + hashlib.sha256(int8_bytes).hexdigest()[:8]
+    meta = {
+        "version": version,
+        "recipe": recipe.name,
+        "architecture": recipe.model,
+        "params": trained.params,
+        "quantization": "int8 full-integer (int8 input/output)",
+        "seed": seed,
+        "trained_on": f"{len(train_idx)} clips ({', '.join(f'{k}={v}' for k, v in data.counts().items())} in all)",
+        "test_clips": len(test_idx),
+        "clip_rule": "mean of window log-probabilities (edge.scoring.mean_log_probs)",
+        "command": command,
+    }
+    write_bundle_json(out, spec, meta)
+    clean = per_condition[CONDITIONS_CLEAN]
+    return {
+        "clip_accuracy_float": per_condition["float"]["clip_accuracy"],
+        "clip_accuracy_int8": clean["clip_accuracy"],
+        "clip_macro_accuracy_float": per_condition["float"]["clip_macro_accuracy"],
+        "clip_macro_accuracy_int8": clean["clip_macro_accuracy"],
+        "segment_accuracy_float": per_condition["float"]["segment_accuracy"],
+        "segment_accuracy_int8": clean["segment_accuracy"],
+        "int8_float_top1_agreement": parity_result.top1_agreement,
+        "parity": parity_result.to_dict(),
+        "tflite_bytes": len(int8_bytes),
+        "float_tflite_bytes": len(float_bytes),
+        "params": trained.params,
+        "train_seconds": trained.seconds,
+        "train_clips": len(train_idx),
+        "test_clips": len(test_idx),
+        "robustness_int8": {k: v for k, v in per_condition.items() if k != "float"},
+        "confusion_clip_int8": cm.tolist(),
+        "per_genre_clip_int8": per_class(cm, data.labels),
+        "history": trained.history,
+        "recipe": recipe.to_dict(),
+        "version": version,
+        "command": command,
+        "split": "by clip, stratified, seeded (split.json)",
+    }
+
+

@@ -1,0 +1,181 @@
+"""Model definitions and the training loop (the only module besides ``export`` that imports TensorFlow).
+
+TensorFlow is imported lazily inside functions: the CLI extracts features in worker processes first,
+and nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.features import normalize_window
+from edge.spec import FeatureSpec
+from trainer.recipes import Recipe
+from trainer.windows import cut_windows, mixup, one_hot, sample_crops, spec_augment
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+_configured: dict[str, Any] = {}
+
+
+def configure_tf(seed: int, threads: int | None) -> Any:
+    """Import TensorFlow with deterministic ops; ``threads`` pins intra-op parallelism (1 = bit-reproducible)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if not _configured:
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.experimental.enable_op_determinism()
+        _configured["threads"] = threads
+    tf.keras.utils.set_random_seed(seed)
+    return tf
+
+
+def build_model(recipe: Recipe, spec: FeatureSpec, n_classes: int) -> Any:
+    """A compiled-free Keras model for ``recipe.model`` taking (frames, n_mfcc) windows."""
+    import keras
+    from keras import layers
+
+    frames, coefs = spec.input_shape
+    if recipe.model == "velardo_cnn2d":
+        inp = keras.Input((frames, coefs, 1), name="mfcc")
+        x = inp
+        for filters, kernel, pool in ((32, 3, 3), (32, 3, 3), (32, 2, 2)):
+            x = layers.Conv2D(filters, kernel, activation="relu")(x)
+            x = layers.MaxPooling2D(pool, strides=2, padding="same")(x)
+            x = layers.BatchNormalization()(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(64, activation="relu")(x)
+        x = layers.Dropout(recipe.dropout)(x)
+        out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+        return keras.Model(inp, out, name="velardo_cnn2d")
+    if recipe.model == "tcn1d":
+        w = recipe.width
+        inp = keras.Input((frames, coefs), name="mfcc")
+        x = layers.Conv1D(w, 5, padding="same", use_bias=False)(inp)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        for filters, kernel, pool in ((w * 3 // 2, 5, True), (w * 2, 5, True), (w * 2, 3, False)):
+            x = layers.SeparableConv1D(filters, kernel, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+            if pool:
+                x = layers.MaxPooling1D(2)(x)
+        x = layers.GlobalAveragePooling1D()(x)
+        x = layers.Dropout(recipe.dropout)(x)
+        out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+        return keras.Model(inp, out, name="tcn1d")
+    raise ValueError(f"unknown model {recipe.model!r}")
+
+
+@dataclass
+class TrainedModel:
+    model: Any
+    spec: FeatureSpec
+    recipe: Recipe
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    windows_seen: int = 0
+
+    @property
+    def params(self) -> int:
+        return int(self.model.count_params())
+
+
+def prepare(windows: FloatArray, spec: FeatureSpec, recipe: Recipe) -> FloatArray:
+    """Raw windows -> model input exactly as the daemon builds it (``normalize_window``)."""
+    x = normalize_window(windows, spec)
+    out: FloatArray = np.expand_dims(x, -1) if recipe.model == "velardo_cnn2d" else x
+    return out
+
+
+def predict(trained: TrainedModel, windows: FloatArray, batch: int = 1024) -> FloatArray:
+    """Window probabilities (n, n_classes) from raw windows."""
+    if windows.shape[0] == 0:
+        return np.zeros((0, len(trained.spec.labels)), dtype=np.float32)
+    x = prepare(windows, trained.spec, trained.recipe)
+    parts = [np.asarray(trained.model(x[i : i + batch], training=False)) for i in range(0, x.shape[0], batch)]
+    out: FloatArray = np.concatenate(parts).astype(np.float32)
+    return out
+
+
+def train(
+    recipe: Recipe,
+    spec: FeatureSpec,
+    versions: Sequence[Sequence[FloatArray]],
+    labels: IntArray,
+    *,
+    seed: int,
+    threads: int | None = None,
+    monitor: tuple[FloatArray, IntArray] | None = None,
+    fixed_windows: tuple[FloatArray, IntArray] | None = None,
+) -> TrainedModel:
+    """Train ``recipe`` on clips (``versions[i]``: clip i's clean frames then its augmented copies).
+
+    ``fixed_windows`` overrides window sampling (the leaky segment split trains on given segments).
+    ``monitor`` (raw windows, labels) is only logged per epoch for the curves, never used to select.
+    """
+    tf = configure_tf(seed, threads)
+    import keras
+
+    rng = np.random.default_rng(seed)
+    n_classes = len(spec.labels)
+    started = time.perf_counter()
+    if fixed_windows is not None:
+        seg_x, seg_y = fixed_windows
+    elif recipe.train_windows == "segments":
+        cut = [cut_windows(v[0], spec, spec.frames_per_window)[:10] for v in versions]
+        seg_x = np.concatenate(cut)
+        seg_y = np.concatenate([np.full(len(c), y, dtype=np.int64) for c, y in zip(cut, labels, strict=True)])
+    else:
+        seg_x, seg_y = np.zeros((0,), dtype=np.float32), np.zeros((0,), dtype=np.int64)
+    per_epoch = seg_x.shape[0] if seg_x.size else recipe.crops_per_clip * len(versions)
+    steps = max(1, -(-per_epoch // recipe.batch_size)) * recipe.epochs
+    lr: Any = recipe.learning_rate
+    if recipe.cosine_decay:
+        lr = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=steps, alpha=0.02)
+    model = build_model(recipe, spec, n_classes)
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    trained = TrainedModel(model, spec, recipe)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    if monitor is not None:
+        history["monitor_accuracy"] = []
+    fixed_input = prepare(seg_x, spec, recipe) if seg_x.size else None
+    for epoch in range(recipe.epochs):
+        if fixed_input is not None:
+            order = rng.permutation(fixed_input.shape[0])
+            x, y = fixed_input[order], one_hot(seg_y[order], n_classes)
+        else:
+            raw, ys = sample_crops(versions, labels, per_epoch, recipe, spec, rng)
+            x, y = prepare(raw, spec, recipe), one_hot(ys, n_classes)
+        if recipe.spec_augment:
+            x = spec_augment(x, rng)
+        if recipe.mixup_alpha > 0:
+            x, y = mixup(x, y, recipe.mixup_alpha, rng)
+        h = model.fit(x, y, batch_size=recipe.batch_size, epochs=1, shuffle=False, verbose=0)
+        history["loss"].append(float(h.history["loss"][0]))
+        history["accuracy"].append(float(h.history["accuracy"][0]))
+        trained.windows_seen += x.shape[0]
+        if monitor is not None:
+            probs = predict(trained, monitor[0])
+            history["monitor_accuracy"].append(float(np.mean(probs.argmax(axis=1) == monitor[1])))
+        log.debug("epoch %d/%d loss %.4f", epoch + 1, recipe.epochs, history["loss"][-1])
+    del tf
+    trained.history = history
+    trained.seconds = time.perf_counter() - started
+    return trained
