@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -78,6 +79,7 @@ class PulseServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_handle: Any = None
         self._cleanup_registered = False
+        self._keeper: subprocess.Popen[bytes] | None = None
         self._players: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -184,6 +186,7 @@ class PulseServer:
                 self.kill()
                 raise RuntimeError(f"pulseaudio not answering after {timeout}s: {probe.stderr}\n{self.log_text()}")
             time.sleep(0.02)
+        self._start_keeper(deadline)
         self.start_seconds = time.monotonic() - t0
         return self
 
@@ -221,7 +224,50 @@ class PulseServer:
                 proc.wait(timeout=timeout)
         self._reap()
 
+    def _start_keeper(self, deadline: float) -> None:
+        # An idle null sink renders in ~2 s blocks (nobody asked for lower
+        # latency), so a new capture stream, PyAudio's included, got its first
+        # samples only after up to 2 s. A permanent 10 ms-latency monitor reader
+        # keeps the sink waking every few ms; then first samples arrive in ~30 ms.
+        # We wait until a probe stream sees that, so the first test is not slow.
+        self._keeper = subprocess.Popen(
+            ["parec", f"--device={self.source_name}", "--latency-msec=10", "--raw"],
+            env=self._full_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self._log_handle, preexec_fn=die_with_parent(),
+        )
+        # Suspending and resuming the sink restarts its timer, so it re-plans for
+        # the keeper's latency now instead of after the current 2 s block.
+        for flag in ("1", "0"):
+            subprocess.run(
+                ["pactl", "suspend-sink", self.sink_name, flag], env=self._full_env(),
+                capture_output=True, timeout=max(0.1, deadline - time.monotonic()), check=False,
+            )
+        while True:
+            first_byte_s = self._first_byte_seconds(max(0.1, deadline - time.monotonic()))
+            if first_byte_s is not None and first_byte_s < 0.25:
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"pulse capture never got fast (last first-byte {first_byte_s}s)\n{self.log_text()}")
+
+    def _first_byte_seconds(self, timeout: float) -> float | None:
+        """Seconds until a fresh ``parec`` stream yields data, ``None`` if not within ``timeout``."""
+        t0 = time.monotonic()
+        probe = subprocess.Popen(
+            ["parec", f"--device={self.source_name}", "--latency-msec=10", "--raw"],
+            env=self._full_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert probe.stdout is not None
+            ready, _, _ = select.select([probe.stdout], [], [], timeout)
+            return time.monotonic() - t0 if ready and os.read(probe.stdout.fileno(), 64) else None
+        finally:
+            _stop_popen(probe)
+
     def _reap(self) -> None:
+        if self._keeper is not None:
+            _stop_popen(self._keeper)
+            self._keeper = None
         self._proc = None
         if self._log_handle is not None:
             self._log_handle.close()
@@ -276,6 +322,8 @@ class PulseServer:
 
 
 def _stop_popen(proc: subprocess.Popen[Any], timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
     if proc.poll() is None:
         proc.terminate()
         try:
