@@ -78,7 +78,7 @@ class Classifier:
         self.hysteresis = Hysteresis(settings.hysteresis_windows)
         self.counters = Counters()
         self._input = np.zeros(spec.input_shape, dtype=np.float32)
-        self._last_window_frame = -(10**9)
+        self._next_due = spec.frames_per_window  # frame count at which the next window is due
         self._samples = 0
 
     def reset(self) -> None:
@@ -86,7 +86,7 @@ class Classifier:
         self.mfcc.reset()
         self.ring.reset()
         self.smoother.reset()
-        self._last_window_frame = -(10**9)
+        self._next_due = self.spec.frames_per_window
 
     def push(self, chunk: FloatArray) -> WindowResult | None:
         """Add samples; return a result when a hop's worth of new frames completed a window."""
@@ -95,9 +95,12 @@ class Classifier:
         self.ring.push(chunk)
         self.mfcc.push(chunk)
         frames = self.mfcc.frames_total
-        if frames < self.spec.frames_per_window or frames - self._last_window_frame < self.hop_frames:
+        if frames < self._next_due:
             return None
-        self._last_window_frame = frames
+        # Windows stay on the hop grid whatever the chunk size; a chunk spanning several hops
+        # yields one window (the latest audio), not a burst of stale ones.
+        while self._next_due <= frames:
+            self._next_due += self.hop_frames
         result = self._classify()
         self.counters.process_ms_max = max(self.counters.process_ms_max, (time.perf_counter() - t0) * 1e3)
         return result

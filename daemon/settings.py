@@ -233,7 +233,15 @@ def _build(cls: type[Any], section: str, values: dict[str, tuple[Any, str]]) -> 
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
 
 
 def _check_type(default: Any, value: Any, origin: str, key: str) -> Any:
@@ -254,7 +262,7 @@ def _check_type(default: Any, value: Any, origin: str, key: str) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"must be a {_type_name(default)}, got {_type_name(value)} {value!r}", file=origin, key=key)
+        raise ConfigError(f"must be {_type_name(default)}, got {_type_name(value)} {value!r}", file=origin, key=key)
     return value
 
 
@@ -265,9 +273,12 @@ class _Checker:
         self.sections = sections
         self.default_origin = default_origin
 
-    def fail(self, dotted: str, problem: str) -> ConfigError:
+    def origin(self, dotted: str) -> str:
         section, key = dotted.split(".", 1)
-        _, origin = self.sections.get(section, {}).get(key, (None, self.default_origin))
+        return self.sections.get(section, {}).get(key, (None, self.default_origin))[1]
+
+    def fail(self, dotted: str, problem: str) -> ConfigError:
+        origin = self.origin(dotted)
         flag = _CLI_FLAGS.get(dotted)
         if origin == CLI_ORIGIN and flag:
             dotted = f"{flag} ({dotted})"
@@ -342,8 +353,8 @@ def _finish(s: Settings, sections: dict[str, dict[str, tuple[Any, str]]], env: A
         raise c.fail("mqtt.port", f"must be in 1..65535, got {mq.port}")
     for key in ("prefix", "device_id"):
         value = getattr(mq, key)
-        if key == "device_id" and value == "":
-            continue
+        if key == "device_id" and value == "" and c.origin("mqtt.device_id") != CLI_ORIGIN:
+            continue  # "" in the file means "use the hostname"
         segment_problem = topic_segment_problem(value)
         if segment_problem:
             raise c.fail(f"mqtt.{key}", f"{segment_problem}, got {value!r}")

@@ -3,8 +3,7 @@
 Why a mean of the last N log-probabilities rather than an EMA: it is the rule the trainer uses
 to score a whole clip (``edge.scoring.mean_log_probs``), so the accuracy measured offline on
 N-window clips is what the daemon delivers; its memory is exactly N hops (an EMA never fully
-forgets, so a song change would linger in the tail); and a product of experts lets several
-agreeing windows outvote one overconfident outlier.
+forgets, so a song change would linger in the tail); and it needs no tuning constant beyond N.
 """
 
 from __future__ import annotations

@@ -1,0 +1,85 @@
+"""sd_notify over a real unix datagram socket bound by the test (filesystem and abstract)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.systemd import Notifier, watchdog_interval_s
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = str(tmp_path / "notify.sock")
+    sock.bind(path)
+    sock.settimeout(2.0)
+    yield sock, path
+    sock.close()
+
+
+def recv(sock: socket.socket) -> list[str]:
+    return sock.recv(4096).decode().split("\n")
+
+
+def test_ready_status_watchdog_stopping(notify_socket: tuple[socket.socket, str]) -> None:
+    sock, path = notify_socket
+    n = Notifier({"NOTIFY_SOCKET": path})
+    assert n.enabled
+    assert n.ready("listening")
+    assert recv(sock) == ["READY=1", f"MAINPID={os.getpid()}", "STATUS=listening"]
+    assert n.status("jazz (80%) | windows 3")
+    assert recv(sock) == ["STATUS=jazz (80%) | windows 3"]
+    assert not n.status("jazz (80%) | windows 3"), "an unchanged status must not be resent"
+    assert n.watchdog()
+    assert recv(sock) == ["WATCHDOG=1"]
+    assert n.stopping("stopping")
+    assert recv(sock) == ["STOPPING=1", "STATUS=stopping"]
+    n.close()
+
+
+def test_abstract_socket() -> None:
+    name = f"genre-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(b"\0" + name.encode())
+    sock.settimeout(2.0)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert n.ready()
+        assert recv(sock)[0] == "READY=1"
+    finally:
+        sock.close()
+
+
+def test_noop_outside_systemd() -> None:
+    n = Notifier({})
+    assert not n.enabled
+    assert not n.ready() and not n.watchdog() and not n.stopping() and not n.status("x")
+
+
+def test_vanished_socket_is_not_fatal(tmp_path: Path) -> None:
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+    assert n.notify("WATCHDOG=1") is False
+
+
+def test_watchdog_pings_rate_limited_to_half_the_interval(notify_socket: tuple[socket.socket, str]) -> None:
+    sock, path = notify_socket
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}
+    n = Notifier(env)
+    assert n.watchdog_s == 10.0
+    assert n.watchdog(now=100.0)
+    assert not n.watchdog(now=104.9)
+    assert n.watchdog(now=105.0)
+    assert recv(sock) == ["WATCHDOG=1"] and recv(sock) == ["WATCHDOG=1"]
+
+
+def test_watchdog_interval_only_for_this_pid() -> None:
+    assert watchdog_interval_s({"WATCHDOG_USEC": "2000000"}) == 2.0
+    assert watchdog_interval_s({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"}) is None
+    assert watchdog_interval_s({"WATCHDOG_USEC": "zero"}) is None
+    assert watchdog_interval_s({}) is None
