@@ -174,6 +174,25 @@ def test_pulse_kill_and_start_again(pulse_factory: Callable[[], PulseServer]) ->
     assert server.source_name in server.pactl("list", "short", "sources")
 
 
+def test_audio_helpers_write_what_they_promise(
+    make_tone_wav: Callable[..., Path], make_noise_wav: Callable[..., Path], speech_wav: Path
+) -> None:
+    import soundfile as sf
+
+    tone, rate = sf.read(str(make_tone_wav("a440.wav", freq_hz=440.0, seconds=0.5, channels=1)))
+    assert rate == 44100 and tone.shape == (22050,), (rate, tone.shape)
+    assert abs(dominant_frequency(tone, rate) - 440.0) < 1.0
+    noise, _ = sf.read(str(make_noise_wav("n.wav", level_dbfs=-20.0, seconds=0.5)))
+    assert abs(rms_dbfs(noise) + 20.0) < 0.5, rms_dbfs(noise)
+    info = sf.info(str(speech_wav))
+    assert info.samplerate == 22050 and info.duration > 1.0, info
+
+
+def test_gtzan_dir_has_genre_folders(gtzan_dir: Path) -> None:
+    genres = sorted(p.name for p in gtzan_dir.iterdir() if p.is_dir())
+    assert {"blues", "jazz", "metal"} <= set(genres), genres
+
+
 # -- Home Assistant schema -------------------------------------------------------
 
 
