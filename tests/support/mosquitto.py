@@ -608,16 +608,25 @@ class MqttProbe:
         )
 
     def wait_connected(self, timeout: float = 5.0) -> None:
-        """Block until (re)connected and re-subscribed, e.g. after ``broker.restart()``."""
+        """Block until connected and subscribed on a live connection, e.g. after ``broker.restart()``.
+
+        Right after a restart paho may not yet have noticed that its old socket
+        is dead, so "connected" alone proves nothing: this re-subscribes and
+        waits for the SUBACK, retrying every 0.5 s until ``timeout`` seconds.
+        """
         deadline = time.monotonic() + timeout
-        if not self._connected.wait(timeout):
-            raise AssertionError(f"MqttProbe not reconnected within {timeout}s ({self.connect_codes})")
-        self._subscribed.clear()
-        # Subscribing again is idempotent and gives us a SUBACK to wait for
-        # (the one from on_connect may already have arrived before clear()).
-        self.client.subscribe([(f, self.qos) for f in self.filters])
-        if not self._subscribed.wait(max(0.0, deadline - time.monotonic())):
-            raise AssertionError(f"MqttProbe not re-subscribed within {timeout}s")
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                codes = ", ".join(str(c) for c in self.connect_codes) or "none"
+                raise AssertionError(f"MqttProbe not (re)connected+subscribed within {timeout}s (CONNACKs: {codes})")
+            if self._connected.wait(min(remaining, 0.5)):
+                self._subscribed.clear()
+                rc, _mid = self.client.subscribe([(f, self.qos) for f in self.filters])
+                if rc == mqtt.MQTT_ERR_SUCCESS and self._subscribed.wait(min(max(remaining, 0.05), 0.5)):
+                    return
+            else:
+                time.sleep(0.01)
 
     def publish(
         self, topic: str, payload: bytes | str | None = None, *, qos: int = 1, retain: bool = False,
