@@ -185,5 +185,5 @@ def test_undecodable_file_is_a_data_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ogg"
     bad.write_bytes(b"not audio at all" * 100)
     src = FileSource(file_settings(bad), 22050, threading.Event())
-    with pytest.raises(AudioDecodeError, match="bad.ogg: cannot decode"):
+    with pytest.raises(AudioDecodeError, match=r"bad\.ogg: cannot decode"):
         src.open()

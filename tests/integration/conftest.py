@@ -1,0 +1,166 @@
+"""Daemon-specific fixtures: the real ``genre-daemon`` as a subprocess, with a config per test.
+
+Example::
+
+    def test_x(daemon, broker, mqtt_probe, music_file):
+        probe = mqtt_probe("g_x/#")
+        d = daemon(music_file, prefix="g_x", extra=["--speed", "10", "--loop"])
+        probe.wait_for("g_x/dev/availability", lambda m: m.text == "online", timeout=10)
+        assert d.terminate() == 0
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.audio import load_audio
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.procs import die_with_parent
+
+GTZAN_CLIP = Path(__file__).resolve().parents[3] / "shared" / "gtzan" / "rock" / "rock.00000.ogg"
+
+
+def daemon_command() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m daemon`` (same code)."""
+    script = Path(sys.executable).with_name("genre-daemon")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "daemon"]
+
+
+@dataclass
+class DaemonProc:
+    proc: subprocess.Popen[str]
+    log_path: Path
+    topic_root: str  # "<prefix>/<device_id>"
+    discovery_prefix: str
+    started: float = field(default_factory=time.monotonic)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.topic_root}/{leaf}"
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise AssertionError(f"genre-daemon still running after {timeout} s; log:\n{self.log()}") from None
+
+    def terminate(self, timeout: float = 5.0) -> int:
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[-60:]
+
+
+@pytest.fixture
+def music_file() -> Path:
+    """30 s of real music (GTZAN rock.00000, 22.05 kHz mono ogg)."""
+    if not GTZAN_CLIP.is_file():
+        pytest.skip(f"GTZAN clip not found at {GTZAN_CLIP}")
+    return GTZAN_CLIP
+
+
+@pytest.fixture
+def silence_then_music(tmp_path: Path, music_file: Path) -> Path:
+    """6 s of digital silence then 12 s of the music clip, 44.1 kHz stereo wav (exercises resampling)."""
+    rate = 44100
+    music = load_audio(music_file, rate)[: 12 * rate]
+    audio = np.concatenate([np.zeros(6 * rate, dtype=np.float32), music])
+    path = tmp_path / "silence_then_music.wav"
+    sf.write(str(path), np.stack([audio, audio], axis=1), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def daemon(
+    tmp_path: Path, tiny_bundle: Path, broker: MosquittoBroker, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., DaemonProc]]:
+    """Start ``genre-daemon`` on a file source against a broker; every process is stopped afterwards.
+
+    ``daemon(audio, prefix=None, device_id="dev", extra=[...], config="toml text", broker=b, env={...})``;
+    ``prefix`` defaults to one unique to the test, and discovery goes under ``<prefix>_ha`` so
+    concurrent tests never see each other's retained messages.
+    """
+    made: list[DaemonProc] = []
+    unique = safe_name(request.node.name) + f"_{os.getpid()}"
+
+    def start(
+        audio: Path,
+        *,
+        prefix: str | None = None,
+        device_id: str = "dev",
+        extra: list[str] | None = None,
+        config: str = "",
+        target: MosquittoBroker | None = None,
+        env: dict[str, str] | None = None,
+        model: Path | None = None,
+    ) -> DaemonProc:
+        b = target or broker
+        pfx = prefix or f"g_{unique}"
+        disc = f"{pfx}_ha"
+        cfg = tmp_path / f"daemon-{len(made)}.toml"
+        cfg.write_text(
+            "[mqtt]\nreconnect_min_s = 0.5\nreconnect_max_s = 2\nkeepalive_s = 10\n"
+            f"[discovery]\nprefix = '{disc}'\n" + config
+        )
+        cmd = [
+            *daemon_command(), "--config", str(cfg), "--source", f"file:{audio}",
+            "--model", str(model or tiny_bundle), "--mqtt-host", b.host, "--mqtt-port", str(b.port),
+            "--prefix", pfx, "--device-id", device_id, *(extra or []),
+        ]  # fmt: skip
+        log_path = tmp_path / f"daemon-{len(made)}.log"
+        full_env = {
+            k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
+        }
+        full_env.update(env or {})
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=full_env, preexec_fn=die_with_parent()
+            )
+        d = DaemonProc(proc, log_path, f"{pfx}/{device_id}", disc)
+        made.append(d)
+        return d
+
+    yield start
+    for d in made:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=5)
+
+
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run ``genre-daemon ARGS`` to completion (for exit-code tests)."""
+    return subprocess.run(
+        [*daemon_command(), *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def state_of(payload: bytes) -> dict[str, Any]:
+    import json
+
+    doc: dict[str, Any] = json.loads(payload)
+    return doc

@@ -1,0 +1,209 @@
+"""The real genre-daemon (subprocess, real TFLite model, real audio) against a real mosquitto."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import DaemonProc, state_of
+from tests.support.mosquitto import MosquittoBroker, MqttProbe
+
+LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+OPTIONS = {*LABELS, "silence", "unknown"}
+FAST = ["--speed", "20", "--loop", "--hop", "0.5"]
+
+
+def online(m: Any) -> bool:
+    return bool(m.text == "online")
+
+
+def test_publishes_availability_discovery_genre_and_state(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=FAST)
+    avail = probe.wait_for(d.topic("availability"), online, timeout=10)
+    genre = probe.wait_for(d.topic("genre"), timeout=10)
+    state_msg = probe.wait_for(d.topic("state"), lambda m: state_of(m.payload)["counters"]["windows"] >= 3, 15)
+    assert genre.text in OPTIONS, genre.text
+    assert genre.qos == 1 and avail.qos == 1
+
+    state = state_of(state_msg.payload)
+    assert state["genre"] in OPTIONS and state["model"] == "tiny-test"
+    assert state["status"] in ("music", "silence", "unknown")
+    assert 0.0 <= state["confidence"] <= 1.0
+    assert len(state["top3"]) == 3 and all(t["genre"] in LABELS for t in state["top3"])
+    assert -60 < state["rms_db"] < 0, state["rms_db"]
+    assert state["time"].endswith("Z") and state["stream_s"] >= 3.0
+    counters = state["counters"]
+    for key in ("windows", "overflows", "source_reconnects", "mqtt_reconnects", "inference_ms", "inference_ms_avg"):
+        assert key in counters, key
+    assert counters["inference_ms_avg"] < 50, f"inference {counters['inference_ms_avg']} ms per window"
+
+    configs = {m.topic: json.loads(m.payload) for m in probe.received(f"{d.discovery_prefix}/sensor/+/+/config")}
+    assert set(configs) == {
+        f"{d.discovery_prefix}/sensor/dev/genre/config",
+        f"{d.discovery_prefix}/sensor/dev/confidence/config",
+    }, list(configs)
+    g = configs[f"{d.discovery_prefix}/sensor/dev/genre/config"]
+    c = configs[f"{d.discovery_prefix}/sensor/dev/confidence/config"]
+    assert g["state_topic"] == d.topic("genre") and g["device_class"] == "enum" and set(g["options"]) == OPTIONS
+    assert c["state_topic"] == d.topic("state") and c["unit_of_measurement"] == "%"
+    for cfg in (g, c):
+        assert cfg["availability"][0]["topic"] == d.topic("availability")
+        assert cfg["json_attributes_topic" if cfg is g else "state_topic"] == d.topic("state")
+    assert d.terminate() == 0
+
+
+def test_state_published_at_most_once_per_hop_in_real_time(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=["--speed", "1", "--hop", "0.5"])
+    probe.wait_for(d.topic("state"), lambda m: state_of(m.payload)["counters"]["windows"] >= 5, timeout=15)
+    states = probe.received(d.topic("state"))
+    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(states)]
+    assert min(gaps) > 0.3, f"state gaps {gaps} (hop 0.5 s)"
+    assert d.terminate() == 0
+
+
+def test_sigterm_publishes_offline_and_exits_0_within_2s(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=FAST)
+    probe.wait_for(d.topic("state"), timeout=15)
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait(timeout=5)
+    took = time.monotonic() - t0
+    assert rc == 0, d.log()
+    assert took < 2.0, f"exit took {took:.2f} s"
+    off = probe.wait_for(d.topic("availability"), lambda m: m.text == "offline", timeout=2)
+    assert off.received_at - t0 < 2.0
+    assert "Traceback" not in d.log()
+
+
+def test_sigint_is_a_clean_stop_too(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=FAST)
+    probe.wait_for(d.topic("availability"), online, timeout=10)
+    d.signal(signal.SIGINT)
+    assert d.wait(timeout=5) == 0, d.log()
+    probe.wait_for(d.topic("availability"), lambda m: m.text == "offline", timeout=2)
+
+
+def test_last_will_offline_after_sigkill(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=FAST)
+    probe.wait_for(d.topic("availability"), online, timeout=10)
+    since = time.monotonic()
+    d.signal(signal.SIGKILL)
+    d.wait(timeout=5)
+    # The socket closes without DISCONNECT, so the broker sends the Will at once.
+    probe.wait_for(d.topic("availability"), lambda m: m.text == "offline", timeout=5, since=since)
+
+
+def test_file_end_flushes_state_then_offline_and_late_subscriber_sees_retained(
+    daemon: Callable[..., DaemonProc], broker: MosquittoBroker, music_file: Path
+) -> None:
+    d = daemon(music_file, extra=["--speed", "0", "--hop", "1"])
+    assert d.wait(timeout=30) == 0, d.log()
+    # 30 s clip, 3 s window, 1 s hop -> 28 windows; the last state must have reached the broker.
+    with MqttProbe(broker, f"{d.topic_root}/#") as late:
+        state = late.wait_for(d.topic("state"), timeout=5)
+        genre = late.wait_for(d.topic("genre"), timeout=5)
+        avail = late.wait_for(d.topic("availability"), timeout=5)
+    assert state.retain and genre.retain and avail.retain
+    assert state_of(state.payload)["counters"]["windows"] == 28, state.text
+    assert genre.text == state_of(state.payload)["genre"]
+    assert avail.text == "offline"
+
+
+def test_home_assistant_birth_resends_discovery(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    d = daemon(music_file, extra=FAST)
+    probe = mqtt_probe(f"{d.discovery_prefix}/#")
+    probe.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=10)
+    probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=10)
+    since = time.monotonic()
+    probe.publish(f"{d.discovery_prefix}/status", "online")
+    again = probe.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=5, since=since)
+    probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=5, since=since)
+    assert json.loads(again.payload)["state_topic"] == d.topic("genre")
+    time.sleep(0.3)  # let the re-sent pair arrive before the next phase
+    since = time.monotonic()
+    probe.publish(f"{d.discovery_prefix}/status", "offline")
+    time.sleep(0.5)
+    assert not [m for m in probe.received(f"{d.discovery_prefix}/sensor/#") if m.received_at > since]
+    assert d.terminate() == 0
+
+
+def test_discovery_can_be_switched_off(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    d = daemon(music_file, extra=FAST, config="enabled = false\n")
+    probe = mqtt_probe([f"{d.discovery_prefix}/#", f"{d.topic_root}/#"])
+    probe.wait_for(d.topic("state"), timeout=10)
+    assert not probe.received(f"{d.discovery_prefix}/#")
+    assert d.terminate() == 0
+
+
+def test_silence_then_music_gates_and_resampling(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], silence_then_music: Path
+) -> None:
+    probe = mqtt_probe("#")
+    d = daemon(silence_then_music, extra=["--speed", "0", "--hop", "1"])
+    assert d.wait(timeout=30) == 0, d.log()
+    states = [state_of(m.payload) for m in probe.received(d.topic("state"))]
+    genres = [m.text for m in probe.received(d.topic("genre"))]
+    assert states[0]["status"] == "silence" and states[0]["rms_db"] == -120.0 and states[0]["top3"] == []
+    assert genres[0] == "silence"
+    assert any(s["counters"]["silent_windows"] > 0 for s in states)
+    assert genres[-1] != "silence", genres
+    assert "silence:" in d.log()
+
+
+def test_classification_continues_while_broker_is_down(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory()
+    d = daemon(music_file, extra=FAST, target=b)
+    with MqttProbe(b, f"{d.topic_root}/#") as probe:
+        first = probe.wait_for(d.topic("state"), timeout=10)
+    windows_before = state_of(first.payload)["counters"]["windows"]
+    b.restart(down_seconds=2.0)  # retained messages are lost: the daemon must re-send them all
+    with MqttProbe(b, f"{d.topic_root}/#") as probe:
+        avail = probe.wait_for(d.topic("availability"), online, timeout=10)
+        genre = probe.wait_for(d.topic("genre"), timeout=10)
+        state = probe.wait_for(d.topic("state"), lambda m: state_of(m.payload)["counters"]["mqtt_reconnects"] >= 1, 10)
+    counters = state_of(state.payload)["counters"]
+    # 2 s down at 20x speed and a 0.5 s hop is ~80 windows classified without a broker.
+    assert counters["windows"] - windows_before > 40, counters
+    assert genre.text in OPTIONS and avail.retain is False
+    assert d.terminate() == 0
+
+
+def test_starts_and_classifies_with_no_broker_then_connects(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory()
+    b.stop()
+    d = daemon(music_file, extra=FAST, target=b)
+    time.sleep(1.5)
+    assert d.proc.poll() is None, d.log()
+    b.start()
+    with MqttProbe(b, f"{d.topic_root}/#") as probe:
+        state = probe.wait_for(d.topic("state"), timeout=10)
+    assert state_of(state.payload)["counters"]["windows"] > 10
+    assert d.terminate() == 0
