@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from daemon import __version__
-from daemon.discovery import discovery_messages, genre_options, topics
 from daemon.errors import ConfigError
-from daemon.mqtt import Publisher
-from daemon.pipeline import Classifier, Pipeline
 from daemon.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
-from daemon.sources import list_devices, make_source
 from daemon.systemd import Notifier
 from edge.errors import GenreError
+
+# numpy/scipy/paho/TFLite are imported where needed, so a config error is reported in ~0.1 s.
 
 log = logging.getLogger("genre-daemon")
 PROG = "genre-daemon"
@@ -128,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list_devices() -> int:
+    from daemon.sources import list_devices
+
     try:
         devices = list_devices()
     except OSError as exc:
@@ -159,8 +159,6 @@ def _check(settings: Settings) -> int:
 
 def run(settings: Settings) -> int:
     """Run the daemon until SIGTERM/SIGINT (or the end of a non-looping file); return the exit code."""
-    from edge.bundle import load_bundle
-
     t_start = time.monotonic()
     stop = threading.Event()
 
@@ -170,6 +168,13 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    from daemon.discovery import discovery_messages, genre_options, topics
+    from daemon.mqtt import Publisher
+    from daemon.pipeline import Classifier, Pipeline
+    from daemon.sources import make_source
+    from edge.bundle import load_bundle
+
     notifier = Notifier()
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, settings.model.runtime or None)

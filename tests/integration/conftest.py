@@ -99,7 +99,8 @@ def daemon(
 ) -> Iterator[Callable[..., DaemonProc]]:
     """Start ``genre-daemon`` on a file source against a broker; every process is stopped afterwards.
 
-    ``daemon(audio, prefix=None, device_id="dev", extra=[...], config="toml text", broker=b, env={...})``;
+    ``daemon(audio, prefix=None, device_id="dev", extra=[...], mqtt="lines for [mqtt]",
+    discovery="lines for [discovery]", config="more [sections]", target=broker, env={...})``;
     ``prefix`` defaults to one unique to the test, and discovery goes under ``<prefix>_ha`` so
     concurrent tests never see each other's retained messages.
     """
@@ -112,6 +113,8 @@ def daemon(
         prefix: str | None = None,
         device_id: str = "dev",
         extra: list[str] | None = None,
+        mqtt: str = "",
+        discovery: str = "",
         config: str = "",
         target: MosquittoBroker | None = None,
         env: dict[str, str] | None = None,
@@ -123,7 +126,10 @@ def daemon(
         cfg = tmp_path / f"daemon-{len(made)}.toml"
         cfg.write_text(
             "[mqtt]\nreconnect_min_s = 0.5\nreconnect_max_s = 2\nkeepalive_s = 10\n"
-            f"[discovery]\nprefix = '{disc}'\n" + config
+            + mqtt
+            + f"[discovery]\nprefix = '{disc}'\n"
+            + discovery
+            + config
         )
         cmd = [
             *daemon_command(), "--config", str(cfg), "--source", f"file:{audio}",

@@ -152,7 +152,7 @@ def test_home_assistant_birth_resends_discovery(
 def test_discovery_can_be_switched_off(
     daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
 ) -> None:
-    d = daemon(music_file, extra=FAST, config="enabled = false\n")
+    d = daemon(music_file, extra=FAST, discovery="enabled = false\n")
     probe = mqtt_probe([f"{d.discovery_prefix}/#", f"{d.topic_root}/#"])
     probe.wait_for(d.topic("state"), timeout=10)
     assert not probe.received(f"{d.discovery_prefix}/#")

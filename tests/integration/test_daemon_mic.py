@@ -1,0 +1,70 @@
+"""MicSource through a private PulseAudio (PyAudio -> ALSA pulse plugin): real capture, device loss, reopen.
+
+The full daemon-through-PulseAudio e2e is separate; these pin the source's own behaviour.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.settings import SourceSettings
+from daemon.sources import OK, UNAVAILABLE, MicSource
+from tests.support.audio import dominant_frequency
+from tests.support.pulse import PulseServer
+
+
+def collect(src: MicSource, seconds: float, rate: int, timeout: float = 10.0) -> np.ndarray:
+    parts: list[np.ndarray] = []
+    got = 0
+    deadline = time.monotonic() + timeout
+    while got < seconds * rate and time.monotonic() < deadline:
+        chunk = src.read(0.25)
+        if chunk is not None:
+            parts.append(chunk)
+            got += chunk.size
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def test_mic_captures_played_tone_as_mono_at_model_rate(pulse: PulseServer, make_tone_wav: Callable[..., Path]) -> None:
+    tone = make_tone_wav("a660.wav", freq_hz=660.0, seconds=6.0, rate=48000, channels=2, level_dbfs=-12.0)
+    src = MicSource(SourceSettings(device="pulse"), 22050, threading.Event())
+    src.open()
+    try:
+        assert src.capture_rate in (44100, 48000) and src.channels in (1, 2)
+        player = pulse.play(tone)
+        collect(src, 0.5, 22050)  # let the player start
+        audio = collect(src, 2.0, 22050)
+        player.terminate()
+    finally:
+        src.close()
+    assert audio.dtype == np.float32 and audio.size >= 2 * 22050 - 2205
+    assert dominant_frequency(audio, 22050) == pytest.approx(660, abs=5)
+    assert src.status == OK and src.stats.dropped_chunks == 0
+
+
+def test_mic_reopens_after_the_sound_server_vanishes(pulse_factory: Callable[[], PulseServer]) -> None:
+    server = pulse_factory()
+    with server.env_applied():
+        src = MicSource(SourceSettings(device="pulse", retry_max_s=1.0), 22050, threading.Event())
+        src.open()
+        try:
+            assert collect(src, 0.3, 22050).size > 0
+            server.kill()
+            deadline = time.monotonic() + 10
+            while src.status != UNAVAILABLE and time.monotonic() < deadline:
+                src.read(0.1)
+            assert src.status == UNAVAILABLE
+            server.start()
+            deadline = time.monotonic() + 15
+            while src.stats.reconnects == 0 and time.monotonic() < deadline:
+                src.read(0.1)
+            assert src.stats.reconnects >= 1 and src.status == OK and src.generation >= 1
+            assert collect(src, 0.3, 22050).size > 0
+        finally:
+            src.close()
