@@ -1,0 +1,60 @@
+"""scripts/demo.sh (the README's main command) end to end, without apt: its own broker, daemon, subscriber."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "scripts" / "demo.sh"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(), reason="mosquitto not installed"
+)
+
+
+def demo_env(tiny_bundle: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "NO_APT": "1", "VENV": str(Path(sys.executable).parent.parent), "MODEL": str(tiny_bundle),
+            **extra}  # fmt: skip
+
+
+def test_demo_prints_messages_and_exits_when_the_file_ends(tiny_bundle: Path, music_file: Path) -> None:
+    proc = subprocess.run(
+        ["bash", str(DEMO), str(music_file)], env=demo_env(tiny_bundle, SPEED="0"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "genre/demo/availability online", lines[:3]
+    assert any(line.startswith("homeassistant/sensor/demo/genre/config {") for line in lines)
+    assert sum(line.startswith("genre/demo/state {") for line in lines) >= 20
+    assert lines[-1] == "genre/demo/availability offline"
+
+
+def test_demo_ctrl_c_stops_everything_it_started(tiny_bundle: Path, music_file: Path) -> None:
+    proc = subprocess.Popen(
+        ["bash", str(DEMO), str(music_file)], env=demo_env(tiny_bundle, SPEED="5"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    for line in proc.stdout:
+        if line.startswith("genre/demo/state"):
+            break
+        assert time.monotonic() < deadline
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 3, children  # broker, subscriber, daemon
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, err = proc.communicate(timeout=10)
+    assert "genre/demo/availability offline" in out, err
+    assert "[demo]" in err and "stopped" in err
+    time.sleep(0.2)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"left running: {alive}"
