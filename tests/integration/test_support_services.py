@@ -118,8 +118,13 @@ def test_tls_with_auth_and_client_cert(broker_factory: BrokerFactory, mqtt_probe
     no_cert = try_connect(b, use_tls=True, username="pi", password="pw")
     assert not no_cert.ok, str(no_cert)
     probe = mqtt_probe(
-        "c/#", broker=b, use_tls=True, username="pi", password="pw",
-        client_cert=b.tls.client_cert, client_key=b.tls.client_key,
+        "c/#",
+        broker=b,
+        use_tls=True,
+        username="pi",
+        password="pw",
+        client_cert=b.tls.client_cert,
+        client_key=b.tls.client_key,
     )
     probe.publish("c/1", "ok")
     probe.wait_for("c/1")
@@ -215,8 +220,14 @@ def test_ha_schema_accepts_valid_and_rejects_invalid(ha_schema: Any) -> None:
     config = ha_schema(_enum_sensor(), allow_dropped={"options"})
     assert config["state_topic"] == "genre-pi/kitchen/genre" and config["device_class"] == "enum", config
 
-    abbreviated = {"name": "Genre", "uniq_id": "g1", "~": "genre-pi/k", "stat_t": "~/genre",
-                   "dev_cla": "enum", "dev": {"ids": ["k"], "name": "K"}}
+    abbreviated = {
+        "name": "Genre",
+        "uniq_id": "g1",
+        "~": "genre-pi/k",
+        "stat_t": "~/genre",
+        "dev_cla": "enum",
+        "dev": {"ids": ["k"], "name": "K"},
+    }
     assert ha_schema(abbreviated)["state_topic"] == "genre-pi/k/genre"
 
     with pytest.raises(AssertionError, match="device_class"):

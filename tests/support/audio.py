@@ -99,9 +99,7 @@ def espeak_available() -> bool:
 def write_speech_wav(path: Path, text: str = "this is not music, this is speech", *, voice: str = "en") -> Path:
     """Speak ``text`` with espeak-ng into ``path`` (22050 Hz mono 16-bit, espeak's native format)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True, timeout=30
-    )
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True, timeout=30)
     return path
 
 

@@ -146,8 +146,12 @@ def _install(venv: Path, log: Path) -> None:
             out.flush()
             try:
                 rc = subprocess.run(
-                    cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=max(1.0, deadline - time.monotonic()), check=False,
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=max(1.0, deadline - time.monotonic()),
+                    check=False,
                 ).returncode
             except subprocess.TimeoutExpired:
                 rc = -1
@@ -175,7 +179,10 @@ def _install(venv: Path, log: Path) -> None:
     # Prove the schema imports before declaring the venv complete.
     probe = subprocess.run(
         [py, "-c", _VALIDATOR_SCRIPT, "--self-test"],
-        capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S, check=False,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        check=False,
     )
     if probe.returncode != 0:
         raise HaSchemaUnavailable(f"HA venv at {venv} installed but the schema does not load:\n{probe.stderr[-3000:]}")
@@ -276,7 +283,11 @@ class HaSchemaValidator:
         t0 = time.monotonic()
         self._proc = subprocess.Popen(
             [str(_venv_python(self.venv)), "-c", _VALIDATOR_SCRIPT],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         hello = self._read_reply(STARTUP_TIMEOUT_S)
         if not hello.get("ready"):

@@ -441,8 +441,15 @@ def try_connect(
         assert isinstance(out.error, ssl.SSLCertVerificationError), str(out)
     """
     client, default_port = _new_client(
-        broker, client_id=None, username=username, password=password, use_tls=use_tls,
-        ca_cert=ca_cert, client_cert=client_cert, client_key=client_key, protocol=protocol,
+        broker,
+        client_id=None,
+        username=username,
+        password=password,
+        use_tls=use_tls,
+        ca_cert=ca_cert,
+        client_cert=client_cert,
+        client_key=client_key,
+        protocol=protocol,
     )
     done = threading.Event()
     result: dict[str, ReasonCode] = {}
@@ -520,8 +527,15 @@ class MqttProbe:
         self._subscribed = threading.Event()
         self.connect_codes: list[ReasonCode] = []
         self.client, port = _new_client(
-            broker, client_id=client_id, username=username, password=password, use_tls=use_tls,
-            ca_cert=ca_cert, client_cert=client_cert, client_key=client_key, protocol=protocol,
+            broker,
+            client_id=client_id,
+            username=username,
+            password=password,
+            use_tls=use_tls,
+            ca_cert=ca_cert,
+            client_cert=client_cert,
+            client_key=client_key,
+            protocol=protocol,
         )
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -629,7 +643,12 @@ class MqttProbe:
                 time.sleep(0.01)
 
     def publish(
-        self, topic: str, payload: bytes | str | None = None, *, qos: int = 1, retain: bool = False,
+        self,
+        topic: str,
+        payload: bytes | str | None = None,
+        *,
+        qos: int = 1,
+        retain: bool = False,
         timeout: float = 5.0,
     ) -> None:
         """Publish and block until the broker acknowledged it (QoS 1/2) or it was sent (QoS 0).
@@ -665,9 +684,7 @@ def _matches(topic_or_filter: str, topic: str) -> bool:
 
 
 def _describe(messages: list[MqttMessage], limit: int = 30) -> str:
-    lines = [
-        f"  {m.topic} retain={m.retain} qos={m.qos} payload={m.payload[:200]!r}" for m in messages[-limit:]
-    ]
+    lines = [f"  {m.topic} retain={m.retain} qos={m.qos} payload={m.payload[:200]!r}" for m in messages[-limit:]]
     if len(messages) > limit:
         lines.insert(0, f"  ... {len(messages) - limit} earlier omitted")
     return "\n".join(lines) or "  (nothing)"
@@ -676,4 +693,3 @@ def _describe(messages: list[MqttMessage], limit: int = 30) -> str:
 def unique_prefix(name: str = "t") -> str:
     """A topic prefix no other test uses, e.g. ``genre-pi-test/t-3f9a1c2b``; lets tests share one broker."""
     return f"genre-pi-test/{name}-{uuid.uuid4().hex[:8]}"
-

@@ -157,9 +157,18 @@ class PulseServer:
         self._log_handle = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [
-                "pulseaudio", "--daemonize=no", "-n", "-F", str(self.script_path),
-                "--exit-idle-time=-1", "--system=false", "--disallow-exit",
-                "--use-pid-file=no", "--log-target=stderr", "--log-level=info", "--log-time=yes",
+                "pulseaudio",
+                "--daemonize=no",
+                "-n",
+                "-F",
+                str(self.script_path),
+                "--exit-idle-time=-1",
+                "--system=false",
+                "--disallow-exit",
+                "--use-pid-file=no",
+                "--log-target=stderr",
+                "--log-level=info",
+                "--log-time=yes",
             ],
             env=self._full_env(),
             stdin=subprocess.DEVNULL,
@@ -178,7 +187,11 @@ class PulseServer:
                 self._reap()
                 raise RuntimeError(f"pulseaudio exited with {rc} during start:\n{self.log_text()}")
             probe = subprocess.run(
-                ["pactl", "info"], env=self._full_env(), capture_output=True, text=True, timeout=timeout,
+                ["pactl", "info"],
+                env=self._full_env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
                 check=False,
             )
             if probe.returncode == 0 and self.source_name in probe.stdout:
@@ -233,15 +246,21 @@ class PulseServer:
         # We wait until a probe stream sees that, so the first test is not slow.
         self._keeper = subprocess.Popen(
             ["parec", f"--device={self.source_name}", "--latency-msec=10", "--raw"],
-            env=self._full_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self._log_handle, preexec_fn=die_with_parent(),
+            env=self._full_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_handle,
+            preexec_fn=die_with_parent(),
         )
         # Suspending and resuming the sink restarts its timer, so it re-plans for
         # the keeper's latency now instead of after the current 2 s block.
         for flag in ("1", "0"):
             subprocess.run(
-                ["pactl", "suspend-sink", self.sink_name, flag], env=self._full_env(),
-                capture_output=True, timeout=max(0.1, deadline - time.monotonic()), check=False,
+                ["pactl", "suspend-sink", self.sink_name, flag],
+                env=self._full_env(),
+                capture_output=True,
+                timeout=max(0.1, deadline - time.monotonic()),
+                check=False,
             )
         while True:
             first_byte_s = self._first_byte_seconds(max(0.1, deadline - time.monotonic()))
@@ -256,7 +275,10 @@ class PulseServer:
         t0 = time.monotonic()
         probe = subprocess.Popen(
             ["parec", f"--device={self.source_name}", "--latency-msec=10", "--raw"],
-            env=self._full_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=self._full_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         try:
             assert probe.stdout is not None
@@ -296,7 +318,11 @@ class PulseServer:
         args.append(str(path))
         with (self.workdir / "paplay.log").open("ab") as log:
             proc = subprocess.Popen(
-                args, env=self._full_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                args,
+                env=self._full_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(),
             )
         self._players = [p for p in self._players if p.poll() is None]
@@ -370,8 +396,12 @@ def record_pyaudio(
         if index is None:
             raise AssertionError(f"no PyAudio input device named {device_name!r}; have: {names}")
         stream = pa.open(
-            format=pyaudio.paInt16, channels=channels, rate=rate, input=True,
-            input_device_index=index, frames_per_buffer=frames_per_buffer,
+            format=pyaudio.paInt16,
+            channels=channels,
+            rate=rate,
+            input=True,
+            input_device_index=index,
+            frames_per_buffer=frames_per_buffer,
         )
         try:
             total = round(seconds * rate)

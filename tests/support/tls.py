@@ -72,15 +72,31 @@ def _make_ca(directory: Path, stem: str, common_name: str) -> tuple[Path, Path]:
     cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
     _run(
         [
-            "req", "-x509", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", key.name, "-out", cert.name, "-days", _DAYS, "-sha256",
-            "-subj", f"/CN={common_name}",
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            key.name,
+            "-out",
+            cert.name,
+            "-days",
+            _DAYS,
+            "-sha256",
+            "-subj",
+            f"/CN={common_name}",
             # Explicit CA extensions: strict verifiers (Python >= 3.13 sets
             # VERIFY_X509_STRICT) reject CAs without keyUsage / key identifiers.
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectKeyIdentifier=hash",
         ],
         directory,
     )
@@ -93,9 +109,19 @@ def _make_leaf(
     cert, key, csr, ext = (directory / f"{stem}{s}" for s in (".crt", ".key", ".csr", ".ext"))
     _run(
         [
-            "req", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", key.name, "-out", csr.name, "-subj", f"/CN={common_name}",
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            key.name,
+            "-out",
+            csr.name,
+            "-subj",
+            f"/CN={common_name}",
         ],
         directory,
     )
@@ -106,11 +132,25 @@ def _make_leaf(
     )
     _run(
         [
-            "x509", "-req", "-in", csr.name, "-CA", str(ca_cert), "-CAkey", str(ca_key),
+            "x509",
+            "-req",
+            "-in",
+            csr.name,
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
             # Random serials so two bundles never share issuer+serial (avoids a
             # .srl file and confusing "same cert" caching in clients).
-            "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
-            "-out", cert.name, "-days", _DAYS, "-sha256", "-extfile", ext.name,
+            "-set_serial",
+            str(int.from_bytes(os.urandom(8), "big")),
+            "-out",
+            cert.name,
+            "-days",
+            _DAYS,
+            "-sha256",
+            "-extfile",
+            ext.name,
         ],
         directory,
     )
@@ -132,13 +172,21 @@ def make_tls_bundle(directory: Path) -> TlsBundle:
     ca_cert, ca_key = _make_ca(directory, "ca", "genre-pi test CA")
     other_cert, other_key = _make_ca(directory, "other-ca", "genre-pi unrelated CA")
     server_cert, server_key = _make_leaf(
-        directory, "server", "127.0.0.1", ca_cert, ca_key,
+        directory,
+        "server",
+        "127.0.0.1",
+        ca_cert,
+        ca_key,
         "keyUsage=critical,digitalSignature,keyAgreement\n"
         "extendedKeyUsage=serverAuth\n"
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
     )
     client_cert, client_key = _make_leaf(
-        directory, "client", "genre-pi-test-client", ca_cert, ca_key,
+        directory,
+        "client",
+        "genre-pi-test-client",
+        ca_cert,
+        ca_key,
         "keyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n",
     )
     for path in directory.iterdir():
