@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -212,11 +215,34 @@ def pick_rate(device: dict[str, Any], wanted: int, supported: Callable[[int], bo
     raise SourceUnavailable(f"device {device['name']!r} supports none of {', '.join(map(str, PREFERRED_RATES))} Hz")
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Any:
+    """Divert fd 2 while PortAudio probes ALSA/JACK: it prints dozens of harmless lines per init.
+
+    What was printed is logged at debug level, so nothing is lost for whoever asks for it.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log.debug("PortAudio said:\n%s", text)
+
+
 def list_devices() -> list[dict[str, Any]]:
     """PortAudio's devices with input channels (index, name, maxInputChannels, defaultSampleRate)."""
     import pyaudio
 
-    pa = pyaudio.PyAudio()
+    with quiet_native_stderr():
+        pa = pyaudio.PyAudio()
     try:
         infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
         return [dict(d) for d in infos if int(d.get("maxInputChannels", 0)) > 0]
@@ -267,7 +293,8 @@ class MicSource:
         import pyaudio
 
         self.last_attempt = time.monotonic()
-        self._pa = pyaudio.PyAudio()
+        with quiet_native_stderr():
+            self._pa = pyaudio.PyAudio()
         try:
             pa = self._pa
             devices = [dict(pa.get_device_info_by_index(i)) for i in range(pa.get_device_count())]
@@ -281,14 +308,15 @@ class MicSource:
             channels = channels or min(2, int(device["maxInputChannels"]))
             rate = pick_rate(device, self.settings.rate, lambda r: self._supported(device, channels, fmt, r))
             frames = max(1, round(self.settings.chunk_s * rate))
-            self._stream = pa.open(
-                format=fmt,
-                channels=channels,
-                rate=rate,
-                input=True,
-                input_device_index=int(device["index"]),
-                frames_per_buffer=frames,
-            )
+            with quiet_native_stderr():
+                self._stream = pa.open(
+                    format=fmt,
+                    channels=channels,
+                    rate=rate,
+                    input=True,
+                    input_device_index=int(device["index"]),
+                    frames_per_buffer=frames,
+                )
         except SourceUnavailable:
             self._release()
             raise

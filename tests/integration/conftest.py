@@ -97,7 +97,7 @@ def silence_then_music(tmp_path: Path, music_file: Path) -> Path:
 def daemon(
     tmp_path: Path, tiny_bundle: Path, broker: MosquittoBroker, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., DaemonProc]]:
-    """Start ``genre-daemon`` on a file source against a broker; every process is stopped afterwards.
+    """Start ``genre-daemon`` on a file source (or ``"mic"``) against a broker; all are stopped afterwards.
 
     ``daemon(audio, prefix=None, device_id="dev", extra=[...], mqtt="lines for [mqtt]",
     discovery="lines for [discovery]", config="more [sections]", target=broker, env={...})``;
@@ -108,7 +108,7 @@ def daemon(
     unique = safe_name(request.node.name) + f"_{os.getpid()}"
 
     def start(
-        audio: Path,
+        audio: Path | str,
         *,
         prefix: str | None = None,
         device_id: str = "dev",
@@ -132,7 +132,7 @@ def daemon(
             + config
         )
         cmd = [
-            *daemon_command(), "--config", str(cfg), "--source", f"file:{audio}",
+            *daemon_command(), "--config", str(cfg), "--source", "mic" if audio == "mic" else f"file:{audio}",
             "--model", str(model or tiny_bundle), "--mqtt-host", b.host, "--mqtt-port", str(b.port),
             "--prefix", pfx, "--device-id", device_id, *(extra or []),
         ]  # fmt: skip

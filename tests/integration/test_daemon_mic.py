@@ -5,10 +5,12 @@ The full daemon-through-PulseAudio e2e is separate; these pin the source's own b
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,3 +70,30 @@ def test_mic_reopens_after_the_sound_server_vanishes(pulse_factory: Callable[[],
             assert collect(src, 0.3, 22050).size > 0
         finally:
             src.close()
+
+
+def test_daemon_publishes_unavailable_while_the_mic_is_gone_then_recovers(
+    pulse_factory: Callable[[], PulseServer], daemon: Callable[..., Any], mqtt_probe: Callable[..., Any]
+) -> None:
+    server = pulse_factory()
+    probe = mqtt_probe("#")
+    d = daemon(
+        "mic", extra=["--device", "pulse", "--hop", "0.5"], config="[source]\nretry_max_s = 1.0\n", env=server.env
+    )
+    # A null sink's monitor is digital silence: the gate answers without the model.
+    probe.wait_for(d.topic("state"), lambda m: json.loads(m.payload)["status"] == "silence", timeout=15)
+    server.kill()
+    gone = probe.wait_for(d.topic("state"), lambda m: json.loads(m.payload)["status"] == "unavailable", timeout=10)
+    assert d.proc.poll() is None, d.log()
+    server.start()
+    back = probe.wait_for(
+        d.topic("state"),
+        lambda m: (
+            json.loads(m.payload)["counters"]["source_reconnects"] >= 1
+            and json.loads(m.payload)["status"] != "unavailable"
+        ),
+        timeout=20,
+    )
+    print(f"unavailable -> back in {back.received_at - gone.received_at:.1f} s")
+    assert d.terminate() == 0, d.log()
+    assert "reopening" in d.log() or "unavailable" in d.log()
