@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/apt-install.sh \
-    portaudio19-dev libsndfile1 mosquitto mosquitto-clients sox espeak-ng openssl \
+    python3-venv python3-dev portaudio19-dev libsndfile1 mosquitto mosquitto-clients sox espeak-ng openssl \
     pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd frozen-bubble-data
 
 PYTHON="${PYTHON:-python3}"

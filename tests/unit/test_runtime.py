@@ -21,14 +21,20 @@ def test_int8_model_agrees_with_its_float_twin(tiny_bundle: Path) -> None:
     twin = TfliteModel(tiny_bundle / "model_float.tflite")
     assert bundle.model.quantized and not twin.quantized
     rng = np.random.default_rng(0)
-    agree, worst = 0, 0.0
-    for _ in range(50):
-        window = rng.standard_normal(bundle.spec.input_shape).astype(np.float32)
+    decided = agree = 0
+    worst = 0.0
+    for _ in range(200):
+        window = rng.standard_normal(bundle.spec.input_shape).astype(np.float32)  # the calibration distribution
         p8, pf = bundle.model.predict(window), twin.predict(window)
         assert abs(float(p8.sum()) - 1.0) < 1e-5
-        agree += int(np.argmax(p8) == np.argmax(pf))
         worst = max(worst, float(np.abs(p8 - pf).max()))
-    assert agree >= 45, f"int8/float top-1 agreement {agree}/50"
+        top2 = np.sort(pf)[-2:]
+        # An untrained model often has near-ties; int8 rounding may flip those, which is not a parity bug.
+        if top2[1] - top2[0] >= 0.02:
+            decided += 1
+            agree += int(np.argmax(p8) == np.argmax(pf))
+    assert decided >= 20, f"only {decided}/200 windows had a float top-1 margin >= 0.02"
+    assert agree >= 0.95 * decided, f"int8/float top-1 agreement {agree}/{decided} where float was decided"
     assert worst < 0.05, f"largest probability difference int8 vs float {worst:.4f}"
 
 
