@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,7 @@ class Publisher:
         client.reconnect_delay_set(min_delay=max(1, round(s.reconnect_min_s)), max_delay=round(s.reconnect_max_s))
         client.max_queued_messages_set(64)  # a safety net only: the outbox keeps at most a few in flight
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -101,6 +103,15 @@ class Publisher:
             self.settings.port,
             self.settings.client_id,
             f" (reconnect {self.stats.reconnects})" if self.stats.reconnects else "",
+        )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this from inside its `except OSError`, so the reason is the exception being handled.
+        exc = sys.exc_info()[1]
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown reason"
+        self._log_error(
+            f"cannot connect to MQTT {self.settings.host}:{self.settings.port} ({reason}); "
+            f"retrying every <= {self.settings.reconnect_max_s:g} s, classification continues"
         )
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:

@@ -275,3 +275,36 @@ def test_unit_file_has_the_required_directives() -> None:
     ):
         assert directive in text, directive
     assert "PrivateDevices=yes" not in text
+
+
+def test_tls_with_client_certificate(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory(tls=True, require_client_cert=True)
+    assert b.tls is not None and b.tls_port is not None
+    mqtt = (
+        f"tls = true\nca_file = '{b.tls.ca_cert}'\ncert_file = '{b.tls.client_cert}'\nkey_file = '{b.tls.client_key}'\n"
+    )
+    d = daemon(music_file, target=b, extra=["--speed", "20", "--loop", "--mqtt-port", str(b.tls_port)], mqtt=mqtt)
+    with MqttProbe(
+        b, f"{d.topic_root}/#", use_tls=True, ca_cert=b.tls.ca_cert,
+        client_cert=b.tls.client_cert, client_key=b.tls.client_key,
+    ) as p:  # fmt: skip
+        p.wait_for(d.topic("availability"), lambda m: m.text == "online", timeout=10)
+        p.wait_for(d.topic("genre"), timeout=10)
+    assert d.terminate() == 0
+
+
+def test_tls_without_the_ca_is_refused_but_never_fatal(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory(tls=True)
+    assert b.tls_port is not None
+    # The system CA store does not know the test CA: the handshake fails, classification goes on.
+    d = daemon(
+        music_file, target=b, extra=["--speed", "20", "--loop", "--mqtt-port", str(b.tls_port)], mqtt="tls = true\n"
+    )
+    time.sleep(2.5)
+    assert d.proc.poll() is None, d.log()
+    assert d.terminate() == 0
+    assert "certificate verify failed" in d.log() or "CERTIFICATE_VERIFY_FAILED" in d.log(), d.log()
