@@ -22,6 +22,7 @@ from edge.spec import FeatureSpec
 FloatArray = npt.NDArray[np.float32]
 AnyFloat = npt.NDArray[np.floating[Any]]
 _EPS = float(np.finfo(float).eps)  # psf's floor before log()
+_BLOCK_FRAMES = 64  # frames per FFT batch: ~1 MB of float64 temporaries, cache-sized on a Pi too
 
 
 def _window_function(name: str, length: int) -> npt.NDArray[np.float64]:
@@ -97,6 +98,17 @@ class MfccEngine:
 
     def frames_to_mfcc(self, frames: npt.NDArray[np.float64]) -> FloatArray:
         """(n, win_length) pre-emphasised samples -> (n, n_mfcc) float32 MFCCs."""
+        n = frames.shape[0]
+        if n <= _BLOCK_FRAMES:
+            return self._block(frames)
+        # A 30 s clip in one go makes 20 MB temporaries per step; blocks that stay in cache are 2-3x faster.
+        # Every step is per row, so blocking changes no bit (and streaming still equals batch).
+        out = np.empty((n, self.spec.n_mfcc), dtype=np.float32)
+        for i in range(0, n, _BLOCK_FRAMES):
+            out[i : i + _BLOCK_FRAMES] = self._block(frames[i : i + _BLOCK_FRAMES])
+        return out
+
+    def _block(self, frames: npt.NDArray[np.float64]) -> FloatArray:
         spec = self.spec
         if frames.shape[0] == 0:
             return np.zeros((0, spec.n_mfcc), dtype=np.float32)
