@@ -106,6 +106,24 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+def lite_runtime(configured: str) -> str:
+    """The TFLite runtime to use: never tensorflow (edge's last resort would import ~500 MB on a Pi).
+
+    ``model.runtime`` wins, then ``$GENRE_TFLITE_RUNTIME`` if it names a lite runtime, then the first
+    of ai_edge_litert / tflite_runtime that is installed.
+    """
+    import importlib.util
+
+    from edge.errors import ModelBundleError
+
+    lite = ("ai_edge_litert", "tflite_runtime")
+    env = os.environ.get("GENRE_TFLITE_RUNTIME", "")
+    for name in (configured, env if env in lite else "", *lite):
+        if name and importlib.util.find_spec(name) is not None:
+            return name
+    raise ModelBundleError("no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime on Python 3.11)")
+
+
 def _fail(exc: GenreError) -> int:
     print(f"{PROG}: {exc}", file=sys.stderr)
     return exc.exit_code
@@ -145,7 +163,7 @@ def _check(settings: Settings) -> int:
     from edge.bundle import load_bundle
 
     try:
-        bundle = load_bundle(settings.model.path or None, settings.model.threads, settings.model.runtime or None)
+        bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
     except GenreError as exc:
         return _fail(exc)
     m = settings.mqtt
@@ -177,7 +195,7 @@ def run(settings: Settings) -> int:
 
     notifier = Notifier()
     try:
-        bundle = load_bundle(settings.model.path or None, settings.model.threads, settings.model.runtime or None)
+        bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
         source = make_source(settings.source, bundle.spec.sample_rate, stop)
         source.open()
     except GenreError as exc:

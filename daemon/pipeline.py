@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -155,7 +156,7 @@ class Pipeline:
     notifier: Notifier
     stop: threading.Event
     model_version: str
-    extra_counters: Any = None  # callable returning more counters (MQTT reconnects)
+    extra_counters: Callable[[], dict[str, Any]] | None = None  # more counters (MQTT reconnects)
     last_result: WindowResult | None = field(default=None, init=False)
 
     def run(self) -> int:

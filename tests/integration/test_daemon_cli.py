@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -308,3 +309,17 @@ def test_tls_without_the_ca_is_refused_but_never_fatal(
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
     assert "certificate verify failed" in d.log() or "CERTIFICATE_VERIFY_FAILED" in d.log(), d.log()
+
+
+def test_daemon_never_imports_tensorflow(tiny_bundle: Path, music_file: Path, broker: MosquittoBroker) -> None:
+    code = (
+        "import sys\n"
+        "from daemon.cli import main\n"
+        f"rc = main(['--model', {str(tiny_bundle)!r}, '--source', {'file:' + str(music_file)!r}, '--speed', '0',\n"
+        f"           '--mqtt-host', '127.0.0.1', '--mqtt-port', '{broker.port}', '--device-id', 'notf'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print('RC', rc, 'HEAVY', heavy)\n"
+    )
+    env = {**os.environ, "GENRE_TFLITE_RUNTIME": "tensorflow"}  # a PC-side override must not leak into the daemon
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert "RC 0 HEAVY []" in proc.stdout, proc.stdout + proc.stderr
