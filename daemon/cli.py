@@ -194,6 +194,14 @@ def run(settings: Settings) -> int:
     from edge.bundle import load_bundle
 
     notifier = Notifier()
+    if notifier.watchdog_s and notifier.watchdog_s < 2 * settings.pipeline.hop_s + 10:
+        # Pings come once per classified window; the first needs a full window (~3 s) of audio.
+        log.warning(
+            "WatchdogSec=%.0f is short for hop %.1f s: use at least %.0f s",
+            notifier.watchdog_s,
+            settings.pipeline.hop_s,
+            2 * settings.pipeline.hop_s + 10,
+        )
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
         source = make_source(settings.source, bundle.spec.sample_rate, stop)

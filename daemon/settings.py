@@ -424,6 +424,7 @@ def _read_password(c: _Checker, mq: MqttSettings, env: Any) -> str:
         raise c.fail("mqtt.password_file", f"{path}: cannot read ({type(exc).__name__})") from None
     # Editors and `echo` add a final newline that is never part of the password.
     password = text.rstrip("\r\n")
-    if not password:
+    if not password and mq.password_file:
         raise c.fail("mqtt.password_file", f"{path}: is empty")
+    # An empty credential is the unit's SetCredential= default: "no password", not an error.
     return password

@@ -238,3 +238,12 @@ def test_device_index_or_name(tmp_path: Path) -> None:
 def test_topics(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, "[mqtt]\nprefix = 'g'\ndevice_id = 'den'\n"), environ={})
     assert s.topic("state") == "g/den/state"
+
+
+def test_empty_credential_means_no_password(tmp_path: Path) -> None:
+    # The unit's SetCredential=mqtt_password: fallback gives an empty file when no password is installed.
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt_password").write_text("")
+    s = load_settings(write(tmp_path, ""), environ={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert s.mqtt.password == "" and s.mqtt.username == ""
