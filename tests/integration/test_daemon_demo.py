@@ -58,3 +58,16 @@ def test_demo_ctrl_c_stops_everything_it_started(tiny_bundle: Path, music_file: 
     time.sleep(0.2)
     alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not alive, f"left running: {alive}"
+
+
+FROZEN = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg")
+
+
+@pytest.mark.skipif(not FROZEN.is_file(), reason=f"{FROZEN} missing: apt-get install frozen-bubble-data")
+def test_demo_default_music_is_frozen_bubble(tiny_bundle: Path) -> None:
+    proc = subprocess.run(
+        ["bash", str(DEMO)], env=demo_env(tiny_bundle, SPEED="0"), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert str(FROZEN) in proc.stderr
+    assert proc.stdout.splitlines()[-1] == "genre/demo/availability offline"
