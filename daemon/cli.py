@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list_devices() -> int:
-    from daemon.sources import list_devices
+    from daemon.mic import list_devices
 
     try:
         devices = list_devices()

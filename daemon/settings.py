@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
-import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import ConfigError
+from daemon.topics import default_device_id, topic_prefix_problem, topic_segment_problem
 
 DEFAULT_CONFIG_PATH = Path("/etc/genre-daemon/config.toml")
 CLI_ORIGIN = "command line"
@@ -124,37 +123,6 @@ _HINTS = {
     ("mqtt", "password"): "not accepted in the config; put it in a file named by mqtt.password_file "
     "or pass it with systemd LoadCredential=mqtt_password:<file>",
 }
-
-
-def topic_segment_problem(value: str) -> str | None:
-    """Why ``value`` cannot be one MQTT topic level (prefix, device id), or None if it can."""
-    if not value:
-        return "must not be empty"
-    bad = sorted({c for c in value if c in "+#/\0"})
-    if bad:
-        return f"must not contain {' '.join(repr(c) for c in bad)}"
-    if value.startswith("$"):
-        return "must not start with '$' (reserved for broker topics)"
-    if value != value.strip():
-        return "must not have leading or trailing spaces"
-    return None
-
-
-def topic_prefix_problem(value: str) -> str | None:
-    """Like :func:`topic_segment_problem`, but ``a/b`` (several non-empty levels) is allowed."""
-    if not value:
-        return "must not be empty"
-    for level in value.split("/"):
-        problem = topic_segment_problem(level)
-        if problem:
-            return f"level {level!r} {problem}" if level else "must not have empty levels (leading, trailing or '//')"
-    return None
-
-
-def default_device_id() -> str:
-    """The short hostname, with anything that is not [A-Za-z0-9_-] replaced by '_'."""
-    name = socket.gethostname().split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "genre-pi"
 
 
 def load_settings(

@@ -1,22 +1,15 @@
-"""Audio sources behind one small interface: a microphone (PyAudio) or a file paced in time.
+"""Audio sources behind one small interface: a microphone (``daemon.mic``) or a file paced in time.
 
-Both deliver mono float32 chunks at the model's sample rate. The microphone is read by a
-dedicated thread into a bounded queue (the oldest audio is dropped, and counted, if the
-pipeline falls behind); a vanished device is reopened with backoff while ``status`` says
-``unavailable``. The conversion helpers are pure so they are tested on recorded buffers.
+Both deliver mono float32 chunks at the model's sample rate. The file source decodes block by
+block in the caller's thread (pacing with the stop event, so it never outlives a stop); the
+microphone has its own capture thread and queue.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import queue
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from daemon.errors import SourceUnavailable
 from daemon.settings import SourceSettings
 from edge.audio import StreamResampler, to_mono
 from edge.errors import AudioDecodeError
@@ -34,8 +26,6 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
 OK = "ok"
 UNAVAILABLE = "unavailable"
-PA_INPUT_OVERFLOWED = -9981  # pyaudio.paInputOverflowed, without importing pyaudio here
-PREFERRED_RATES = (48000, 44100, 32000, 22050, 16000)
 
 
 @dataclass
@@ -166,262 +156,9 @@ class FileSource:
             self._file = None
 
 
-# --- microphone -------------------------------------------------------------------------
-
-
-def interleaved_to_mono(raw: bytes, sample_format: str, channels: int) -> FloatArray:
-    """Interleaved PCM bytes (``int16`` or ``float32``, native endian) -> mono float32 in [-1, 1]."""
-    if sample_format == "int16":
-        samples = np.frombuffer(raw, dtype=np.int16).astype(np.float32) * np.float32(1.0 / 32768.0)
-    elif sample_format == "float32":
-        samples = np.frombuffer(raw, dtype=np.float32)
-    else:
-        raise ValueError(f"unsupported sample format {sample_format!r}")
-    usable = samples.size - samples.size % channels  # a torn last frame cannot be mixed
-    return to_mono(samples[:usable].reshape(-1, channels))
-
-
-def pick_device(devices: Sequence[dict[str, Any]], wanted: str | int, default_index: int | None) -> dict[str, Any]:
-    """The input device matching ``wanted`` (index, or case-insensitive name substring; "" = default)."""
-    inputs = [d for d in devices if int(d.get("maxInputChannels", 0)) > 0]
-    if isinstance(wanted, int):
-        for d in inputs:
-            if int(d["index"]) == wanted:
-                return d
-        raise SourceUnavailable(f"no input device with index {wanted} (see genre-daemon --list-devices)")
-    if wanted == "":
-        for d in inputs:
-            if default_index is not None and int(d["index"]) == default_index:
-                return d
-        if inputs:
-            return inputs[0]
-        raise SourceUnavailable("no audio input device found (see genre-daemon --list-devices)")
-    matches = [d for d in inputs if wanted.lower() in str(d["name"]).lower()]
-    if not matches:
-        raise SourceUnavailable(f"no input device matching {wanted!r} (see genre-daemon --list-devices)")
-    return matches[0]
-
-
-def pick_rate(device: dict[str, Any], wanted: int, supported: Callable[[int], bool]) -> int:
-    """``wanted`` if non-zero, else the device's default rate, else the first supported common rate (Hz)."""
-    if wanted:
-        if supported(wanted):
-            return wanted
-        raise SourceUnavailable(f"device {device['name']!r} does not support {wanted} Hz")
-    candidates = [int(float(device.get("defaultSampleRate", 0))), *list(PREFERRED_RATES)]
-    for rate in candidates:
-        if rate > 0 and supported(rate):
-            return rate
-    raise SourceUnavailable(f"device {device['name']!r} supports none of {', '.join(map(str, PREFERRED_RATES))} Hz")
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Any:
-    """Divert fd 2 while PortAudio probes ALSA/JACK: it prints dozens of harmless lines per init.
-
-    What was printed is logged at debug level, so nothing is lost for whoever asks for it.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace").strip()
-            if text:
-                log.debug("PortAudio said:\n%s", text)
-
-
-def list_devices() -> list[dict[str, Any]]:
-    """PortAudio's devices with input channels (index, name, maxInputChannels, defaultSampleRate)."""
-    import pyaudio
-
-    with quiet_native_stderr():
-        pa = pyaudio.PyAudio()
-    try:
-        infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
-        return [dict(d) for d in infos if int(d.get("maxInputChannels", 0)) > 0]
-    finally:
-        pa.terminate()
-
-
-class MicSource:
-    """PyAudio capture in a dedicated thread; converts, resamples and queues mono chunks."""
-
-    def __init__(self, settings: SourceSettings, sample_rate: int, stop: threading.Event) -> None:
-        self.settings = settings
-        self.sample_rate = sample_rate
-        self.stop = stop
-        self.stats = SourceStats()
-        capacity = max(2, round(settings.queue_s / settings.chunk_s))
-        self._queue: queue.Queue[FloatArray] = queue.Queue(maxsize=capacity)
-        self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._pa: Any = None
-        self._stream: Any = None
-        self._status = OK
-        self._generation = 0
-        self.device_name = ""
-        self.capture_rate = 0
-        self.channels = 0
-        self.last_attempt = 0.0  # monotonic time of the last reopen attempt (watchdog liveness)
-
-    @property
-    def finished(self) -> bool:
-        return False
-
-    @property
-    def status(self) -> str:
-        return self._status
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
-    def open(self) -> None:
-        """Open the device now (SourceUnavailable if impossible) and start the capture thread."""
-        self._open_stream()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
-
-    def _open_stream(self) -> None:
-        import pyaudio
-
-        self.last_attempt = time.monotonic()
-        with quiet_native_stderr():
-            self._pa = pyaudio.PyAudio()
-        try:
-            pa = self._pa
-            devices = [dict(pa.get_device_info_by_index(i)) for i in range(pa.get_device_count())]
-            try:
-                default_index: int | None = int(pa.get_default_input_device_info()["index"])
-            except OSError:
-                default_index = None
-            device = pick_device(devices, self.settings.device, default_index)
-            fmt = pyaudio.paInt16 if self.settings.sample_format == "int16" else pyaudio.paFloat32
-            channels = self.settings.channels or (1 if self._supported(device, 1, fmt, None) else 0)
-            channels = channels or min(2, int(device["maxInputChannels"]))
-            rate = pick_rate(device, self.settings.rate, lambda r: self._supported(device, channels, fmt, r))
-            frames = max(1, round(self.settings.chunk_s * rate))
-            with quiet_native_stderr():
-                self._stream = pa.open(
-                    format=fmt,
-                    channels=channels,
-                    rate=rate,
-                    input=True,
-                    input_device_index=int(device["index"]),
-                    frames_per_buffer=frames,
-                )
-        except SourceUnavailable:
-            self._release()
-            raise
-        except (OSError, ValueError) as exc:
-            self._release()
-            raise SourceUnavailable(f"cannot open audio input: {exc}") from None
-        self.device_name, self.capture_rate, self.channels, self._frames = str(device["name"]), rate, channels, frames
-        self._resampler = StreamResampler(rate, self.sample_rate)
-        log.info(
-            "mic %r: %d Hz, %d ch, %s, %d frames/chunk",
-            self.device_name,
-            rate,
-            channels,
-            self.settings.sample_format,
-            frames,
-        )
-
-    def _supported(self, device: dict[str, Any], channels: int, fmt: int, rate: int | None) -> bool:
-        try:
-            return bool(
-                self._pa.is_format_supported(
-                    rate or float(device["defaultSampleRate"]),
-                    input_device=int(device["index"]),
-                    input_channels=channels,
-                    input_format=fmt,
-                )
-            )
-        except ValueError:
-            return False
-
-    def _release(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop_stream()
-                stream.close()
-            except OSError as exc:
-                log.debug("closing stream: %s", exc)
-        pa, self._pa = self._pa, None
-        if pa is not None:
-            pa.terminate()
-
-    def _run(self) -> None:
-        backoff = 1.0
-        last_overflow_log = 0.0
-        while not (self.stop.is_set() or self._closing.is_set()):
-            if self._stream is None:
-                try:
-                    self._open_stream()
-                except SourceUnavailable as exc:
-                    log.warning("audio input unavailable (%s); retrying in %.0f s", exc, backoff)
-                    self._closing.wait(backoff)
-                    backoff = min(backoff * 2, self.settings.retry_max_s)
-                    continue
-                self.stats.reconnects += 1
-                self._generation += 1
-                self._status = OK
-                backoff = 1.0
-                log.info("audio input back (reconnect %d)", self.stats.reconnects)
-            try:
-                raw = self._stream.read(self._frames, exception_on_overflow=True)
-            except OSError as exc:
-                if exc.errno == PA_INPUT_OVERFLOWED:
-                    self.stats.overflows += 1
-                    now = time.monotonic()
-                    if now - last_overflow_log > 10:
-                        log.warning("input overflow (%d so far): audio was lost", self.stats.overflows)
-                        last_overflow_log = now
-                    continue
-                log.error("audio input failed (%s); reopening", exc)
-                self._status = UNAVAILABLE
-                self._release()
-                continue
-            self._put(self._resampler.process(interleaved_to_mono(raw, self.settings.sample_format, self.channels)))
-        self._release()
-
-    def _put(self, chunk: FloatArray) -> None:
-        try:
-            self._queue.put_nowait(chunk)
-        except queue.Full:
-            # Keep the newest audio: the pipeline wants the latest window, not a backlog.
-            with contextlib.suppress(queue.Empty):
-                self._queue.get_nowait()
-            self.stats.dropped_chunks += 1
-            self._queue.put_nowait(chunk)
-
-    def read(self, timeout: float) -> FloatArray | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        self._closing.set()
-        if self._thread is not None:
-            # A blocking read returns within one chunk; the thread then releases PortAudio itself.
-            self._thread.join(timeout=1.0)
-            if self._thread.is_alive():
-                log.warning("capture thread did not stop within 1 s")
-            self._thread = None
-        else:
-            self._release()
-
-
 def make_source(settings: SourceSettings, sample_rate: int, stop: threading.Event) -> AudioSource:
     if settings.kind == "file":
         return FileSource(settings, sample_rate, stop)
+    from daemon.mic import MicSource  # PyAudio/PortAudio only when a microphone is used
+
     return MicSource(settings, sample_rate, stop)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from daemon.mic import MicSource
 from daemon.settings import SourceSettings
-from daemon.sources import OK, UNAVAILABLE, MicSource
+from daemon.sources import OK, UNAVAILABLE
 from tests.support.audio import dominant_frequency
 from tests.support.pulse import PulseServer
 

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import ConfigError
-from daemon.settings import (
-    Settings,
-    load_settings,
-    topic_prefix_problem,
-    topic_segment_problem,
-)
+from daemon.settings import Settings, load_settings
+from daemon.topics import topic_prefix_problem, topic_segment_problem
 from edge.errors import EX_CONFIG
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "systemd" / "config.example.toml"

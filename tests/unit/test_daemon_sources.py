@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from daemon.errors import SourceUnavailable
+from daemon.mic import interleaved_to_mono, pick_device, pick_rate
 from daemon.settings import SourceSettings
-from daemon.sources import FileSource, interleaved_to_mono, pick_device, pick_rate
+from daemon.sources import FileSource
 from edge.audio import StreamResampler, resample
 from tests.support.audio import dominant_frequency, rms_dbfs
 
