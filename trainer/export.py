@@ -22,6 +22,7 @@ from edge.errors import EX_SOFTWARE, GenreError
 FloatArray = npt.NDArray[np.float32]
 PARITY_MIN_AGREEMENT = 0.9  # int8 vs float top-1 on test windows
 PARITY_MAX_MEAN_ABS = 0.05  # mean |p_int8 - p_float| over all window probabilities
+DECISIVE_MARGIN = 0.05  # float top-1 minus runner-up; ~13 int8 output steps of 1/256
 
 
 class ParityError(GenreError):
@@ -84,26 +85,40 @@ def run_tflite(model_path: Path | bytes, inputs: FloatArray) -> FloatArray:
 
 @dataclass
 class Parity:
+    """int8 vs float agreement. ``decisive_agreement`` counts only windows where the float model's top-1
+    beats its runner-up by more than ``DECISIVE_MARGIN``: near-ties (an untrained smoke-test model is all
+    ties) flip under any rounding and say nothing about the quantisation."""
+
     top1_agreement: float
+    decisive_agreement: float
+    decisive_windows: int
     mean_abs_prob_diff: float
     windows: int
 
     @property
     def ok(self) -> bool:
-        return self.top1_agreement >= PARITY_MIN_AGREEMENT and self.mean_abs_prob_diff <= PARITY_MAX_MEAN_ABS
+        return self.decisive_agreement >= PARITY_MIN_AGREEMENT and self.mean_abs_prob_diff <= PARITY_MAX_MEAN_ABS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top1_agreement": self.top1_agreement, "mean_abs_prob_diff": self.mean_abs_prob_diff,
+        return {"top1_agreement": self.top1_agreement, "decisive_agreement": self.decisive_agreement,
+                "decisive_windows": self.decisive_windows, "mean_abs_prob_diff": self.mean_abs_prob_diff,
                 "windows": self.windows, "ok": self.ok,
-                "thresholds": {"min_top1_agreement": PARITY_MIN_AGREEMENT,
+                "thresholds": {"min_decisive_agreement": PARITY_MIN_AGREEMENT, "decisive_margin": DECISIVE_MARGIN,
                                "max_mean_abs_prob_diff": PARITY_MAX_MEAN_ABS}}
 
 
 def parity(float_probs: FloatArray, int8_probs: FloatArray) -> Parity:
-    """Compare window probabilities of the float and int8 models on the same inputs."""
-    agree = float(np.mean(float_probs.argmax(axis=1) == int8_probs.argmax(axis=1)))
-    diff = float(np.mean(np.abs(float_probs - int8_probs)))
-    return Parity(agree, diff, int(float_probs.shape[0]))
+    """Compare window probabilities (n, classes) of the float and int8 models on the same inputs."""
+    same = float_probs.argmax(axis=1) == int8_probs.argmax(axis=1)
+    top2 = np.sort(float_probs, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) > DECISIVE_MARGIN
+    return Parity(
+        top1_agreement=float(np.mean(same)),
+        decisive_agreement=float(np.mean(same[decisive])) if decisive.any() else 1.0,
+        decisive_windows=int(decisive.sum()),
+        mean_abs_prob_diff=float(np.mean(np.abs(float_probs - int8_probs))),
+        windows=int(float_probs.shape[0]),
+    )
 
 
 def check_parity(float_model: Path | bytes, int8_model: Path | bytes, inputs: FloatArray) -> Parity:
@@ -111,7 +126,8 @@ def check_parity(float_model: Path | bytes, int8_model: Path | bytes, inputs: Fl
     result = parity(run_tflite(float_model, inputs), run_tflite(int8_model, inputs))
     if not result.ok:
         raise ParityError(
-            f"int8 model disagrees with float: top-1 agreement {result.top1_agreement:.3f} "
+            f"int8 model disagrees with float: top-1 agreement {result.decisive_agreement:.3f} on "
+            f"{result.decisive_windows} decisive windows "
             f"(need >= {PARITY_MIN_AGREEMENT}), mean |dp| {result.mean_abs_prob_diff:.4f} "
             f"(need <= {PARITY_MAX_MEAN_ABS}); check the quantisation (representative data, input scale)"
         )

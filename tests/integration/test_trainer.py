@@ -103,8 +103,13 @@ def test_parity_check_catches_a_wrong_input_scale(tmp_path: Path) -> None:
         check_parity(good.read_bytes(), good.read_bytes(), x)  # identical models pass
         model = fu.read_model(str(good))
         sub = model.subgraphs[0]
-        quant = sub.tensors[sub.inputs[0]].quantization
-        quant.scale = [s / 20 for s in quant.scale]  # a deliberately wrong input scale
+        wrong = list(sub.tensors[sub.inputs[0]].quantization.scale)
+        # A deliberately wrong input scale (calibrated on 1/20 of the real range), applied to every tensor that
+        # shares it, since reshape-like ops insist their input and output scales match.
+        for tensor in sub.tensors:
+            q = tensor.quantization
+            if q is not None and q.scale is not None and list(q.scale) == wrong:
+                q.scale = [s / 20 for s in q.scale]
         bad = Path({str(tmp_path / "bad.tflite")!r})
         fu.write_model(model, str(bad))
         try:
