@@ -1,0 +1,231 @@
+"""Section 4: the trainer's throughput on the shared GTZAN subset.
+
+Feature extraction (trainer.dataset.extract_features, clean variant) with 1 and 2 worker processes into
+an empty cache (cold) and again from the filled cache; training windows/s per epoch for both recipes
+(the per-epoch figure is (t(3 epochs) - t(1 epoch)) / 2, so model building and graph tracing are not
+counted as training); export of the trained model to float and int8 TFLite. TensorFlow is imported only
+after feature extraction, as in ``genre-train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import SHARED_GTZAN, Row, SectionResult, Table, Target, section_main
+
+CLIPS_TARGET = 1000
+TARGET_SECONDS = 60.0
+
+
+def pick_clips(n: int) -> list[Any]:
+    """``n`` decodable clips, round-robin over genres so every genre is in the subset."""
+    from trainer.dataset import discover
+
+    clips, _ = discover(SHARED_GTZAN)
+    by_genre: dict[str, list[Any]] = {}
+    for c in clips:
+        by_genre.setdefault(c.genre, []).append(c)
+    out: list[Any] = []
+    i = 0
+    while len(out) < n and any(i < len(v) for v in by_genre.values()):
+        out.extend(v[i] for v in by_genre.values() if i < len(v))
+        i += 1
+    return out[:n]
+
+
+def extraction(clips: list[Any], spec: Any, work: Path, repeats: int) -> tuple[list[Row], dict[str, float]]:
+    """Cold and cached runs per worker count, plus a 2-clip cold run that isolates the fixed start-up cost.
+
+    Extrapolation to 1000 clips: start-up + 998 x the marginal cost per clip, (T(n) - T(2)) / (n - 2).
+    """
+    from trainer.dataset import extract_features
+
+    cpu: dict[int, list[float]] = {1: [], 2: []}
+
+    def cpu_s() -> float:
+        # Pool workers are reaped when the pool closes, so RUSAGE_CHILDREN holds their CPU time.
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    def timed(subset: list[Any], workers: int, cache: Path, record: bool = False) -> float:
+        t0, c0 = time.perf_counter(), cpu_s()
+        extract_features(subset, spec, ("clean",), cache_dir=cache, workers=workers, progress=False)
+        if record:
+            cpu[workers].append((cpu_s() - c0) / len(subset))
+        return time.perf_counter() - t0
+
+    names = ("cold, 1 worker", "cold, 2 workers", "cached, 1 worker", "cached, 2 workers")
+    rows = {k: Row(k, "ms/clip") for k in names}
+    startup: dict[int, list[float]] = {1: [], 2: []}
+    for r in range(repeats):
+        for workers in (1, 2):
+            label = f"{workers} worker{'s' if workers > 1 else ''}"
+            cache = work / f"cache-{workers}-{r}"
+            shutil.rmtree(cache, ignore_errors=True)
+            cold = timed(clips, workers, cache, record=True)
+            cached = timed(clips, workers, cache)
+            shutil.rmtree(cache, ignore_errors=True)
+            small = timed(clips[:2], workers, cache)
+            shutil.rmtree(cache, ignore_errors=True)
+            rows[f"cold, {label}"].samples.append(cold / len(clips) * 1e3)
+            rows[f"cached, {label}"].samples.append(cached / len(clips) * 1e3)
+            marginal = (cold - small) / (len(clips) - 2)
+            startup[workers].append(small - 2 * marginal)
+            rows[f"cold, {label}"].extra.setdefault("marginal_ms", []).append(marginal * 1e3)
+    facts: dict[str, float] = {"clips": len(clips)}
+    for workers in (1, 2):
+        row = rows[f"cold, {workers} worker{'s' if workers > 1 else ''}"]
+        marginal_ms = float(np.median(row.extra["marginal_ms"]))
+        fixed_s = max(0.0, float(np.median(startup[workers])))
+        cpu_ms = float(np.median(cpu[workers])) * 1e3
+        row.note = f"{1e3 / marginal_ms:.1f} clips/s after a {fixed_s:.1f} s start-up; {cpu_ms:.0f} ms CPU/clip"
+        facts[f"cpu_ms_per_clip_{workers}w"] = cpu_ms
+        facts[f"cold_{workers}_clips_per_s"] = 1e3 / marginal_ms
+        facts[f"startup_{workers}_s"] = fixed_s
+        facts[f"extrapolated_{CLIPS_TARGET}_{workers}w_s"] = fixed_s + marginal_ms / 1e3 * CLIPS_TARGET
+    for name in ("cached, 1 worker", "cached, 2 workers"):
+        rows[name].note = f"{1e3 / rows[name].median:.0f} clips/s"
+    return list(rows.values()), facts
+
+
+def training(clips: list[Any], store: Any, labels: tuple[str, ...], epochs: int) -> tuple[list[Row], Any]:
+    """Windows/s of every epoch but the first (which traces the graph), timed around each ``model.fit`` call."""
+    import keras
+
+    from trainer.pipeline import base_spec
+    from trainer.recipes import get_recipe
+    from trainer.train import train
+    from trainer.windows import cut_windows, fit_normalization
+
+    fits: list[tuple[int, float]] = []
+    original_fit = keras.Model.fit
+
+    def timed_fit(self: Any, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        history = original_fit(self, x, y, *args, **kwargs)
+        fits.append((int(x.shape[0]), time.perf_counter() - t0))
+        return history
+
+    keras.Model.fit = timed_fit  # trainer.train calls fit once per epoch
+    y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
+    versions = [[store.get(c.clip_id)] for c in clips]
+    rows = []
+    last: Any = None
+    try:
+        for name in ("default", "velardo"):
+            rec = get_recipe(name, aug_copies=0, epochs=epochs)
+            spec = base_spec(labels, rec)
+            if rec.normalize:
+                windows = np.concatenate([cut_windows(v[0], spec, spec.hop_frames) for v in versions])
+                mean, std = fit_normalization(windows, spec)
+                spec = spec.with_updates(mean=mean, std=std)
+            fits.clear()
+            t0 = time.perf_counter()
+            trained = train(rec, spec, versions, y, seed=0)
+            total = time.perf_counter() - t0
+            last = trained if name == "default" else last
+            rates = [n / dt for n, dt in fits[1:]]
+            rows.append(
+                Row(
+                    f"recipe {name} ({rec.model}), training",
+                    "windows/s",
+                    rates,
+                    note=f"{fits[0][0]} windows/epoch, epochs 2..{len(fits)}; first epoch {fits[0][1]:.1f} s "
+                    f"(graph tracing), whole train() {total:.1f} s",
+                )
+            )
+    finally:
+        keras.Model.fit = original_fit
+    return rows, last
+
+
+def export(trained: Any, windows: Any, repeats: int) -> list[Row]:
+    from trainer.export import to_tflite
+    from trainer.train import prepare
+
+    rep = prepare(windows[:100], trained.spec, trained.recipe)
+    rows = [Row("export float TFLite", "s"), Row(f"export int8 TFLite ({rep.shape[0]} representative windows)", "s")]
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        to_tflite(trained.model, None)
+        rows[0].samples.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        to_tflite(trained.model, rep)
+        rows[1].samples.append(time.perf_counter() - t0)
+    return rows
+
+
+def run(args: argparse.Namespace) -> SectionResult:
+    res = SectionResult("trainer", "4. Trainer")
+    if not SHARED_GTZAN.is_dir():
+        res.notes.append(f"skipped: no GTZAN data at {SHARED_GTZAN}")
+        return res
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.disable(logging.WARNING)
+    from trainer.dataset import extract_features
+    from trainer.pipeline import base_spec
+    from trainer.recipes import get_recipe
+    from trainer.windows import cut_windows
+
+    n_clips = 12 if args.quick else 40
+    clips = pick_clips(n_clips)
+    labels = tuple(sorted({c.genre for c in clips}))
+    spec = base_spec(labels, get_recipe("default"))
+    work = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
+    try:
+        ext_rows, facts = extraction(clips, spec, work, 1 if args.quick else 2)
+        res.tables.append(
+            Table(
+                f"Feature extraction, clean MFCCs of {len(clips)} GTZAN clips (30 s ogg, decode + MFCC + cache write)",
+                ext_rows,
+                note="ms per clip (wall time of the whole run / clips, incl. process start-up); ratio to the first row",
+            )
+        )
+        store = extract_features(clips, spec, ("clean",), cache_dir=work / "train-cache", workers=2, progress=False)
+        train_rows, trained = training(clips, store, labels, 3 if args.quick else 5)
+        res.tables.append(
+            Table(
+                "Training throughput (tf.keras, CPU, all cores)",
+                train_rows,
+                note="windows/s; higher is better",
+                lower_is_better=False,
+            )
+        )
+        windows = np.concatenate([cut_windows(store.get(c.clip_id), trained.spec, 43) for c in clips])
+        rows = export(trained, windows, 1 if args.quick else 2)
+        res.tables.append(Table("Export (TFLiteConverter)", rows, note="seconds"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    res.targets.append(
+        Target(
+            f"feature extraction, {CLIPS_TARGET} clips, 2 workers (extrapolated from {len(clips)})",
+            facts[f"extrapolated_{CLIPS_TARGET}_2w_s"],
+            "<=",
+            TARGET_SECONDS,
+            "s",
+            note="fixed start-up (2-clip run) + 1000 x marginal cost per clip of the cold 2-worker run",
+        )
+    )
+    res.facts = facts
+    idle = facts["startup_2_s"] + CLIPS_TARGET * facts["cpu_ms_per_clip_2w"] / 1e3 / 2
+    res.notes.append(
+        f"load average during this section: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on "
+        f"{os.cpu_count()} cores. CPU time per clip is what the work costs whatever the load: with two idle cores "
+        f"2 workers would need about {idle:.0f} s for {CLIPS_TARGET} clips (start-up + {CLIPS_TARGET} x CPU/clip / 2; "
+        "an estimate, not the target's measurement)."
+    )
+    return res
+
+
+if __name__ == "__main__":
+    section_main("trainer", run)
