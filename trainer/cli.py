@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", parents=[common], help="k-fold CV by clip: velardo vs default")
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--no-core", action="store_true", help="skip the balanced-core comparison")
+    compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
     return parser
 
 
@@ -94,6 +95,7 @@ def _setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
     if not data.exists():
         raise UsageError(f"{data}: data folder does not exist (pass --data)")
     cache = args.cache_dir or default_cache_dir()
+    args.out.mkdir(parents=True, exist_ok=True)
     severities = () if args.no_degrade else severities_available()
     return data, cache, severities
 
@@ -181,17 +183,19 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     log.info("features ready (%d computed, %d cached) in %.0f s", data.store.computed, data.store.cache_hits,
              time.perf_counter() - started)
     folds = 2 if args.quick else args.folds
-    full = compare(data, recipes, n_folds=folds, seed=args.seed, threads=args.threads, severities=severities)
+    full = compare(data, recipes, n_folds=folds, seed=args.seed, threads=args.threads, severities=severities,
+                   jobs=args.jobs)
     sections: dict[str, Any] = {"data": _data_section(data_dir, data), "recipes": full["recipes"],
                                 "robustness": full["robustness"],
                                 "recipe_definitions": {k: r.to_dict() for k, r in recipes.items()}}
     core_mask = np.array([c.core for c in data.clips])
     if not args.no_core and core_mask.sum() >= 2 * folds:
         core = compare(data.subset(core_mask), recipes, n_folds=folds, seed=args.seed, threads=args.threads,
-                       severities=severities)
+                       severities=severities, jobs=args.jobs)
         sections["recipes_core"] = core["recipes"]
         sections["robustness_core"] = core["robustness"]
     sections["cv"] = {"folds": folds, "seed": args.seed, "by": "clip, stratified", "fold_of_clip": full["folds"],
+                      "fold_sizes": np.bincount(list(full["folds"].values()), minlength=folds).tolist(),
                       "command": command, "seconds": time.perf_counter() - started}
     if full["robustness"] and severities:
         plot_robustness(args.out / "robustness.png", full["robustness"], f"{folds}-fold CV by clip, all clips")

@@ -185,30 +185,73 @@ def robustness(results: Sequence[FoldResult], severities: Sequence[str]) -> dict
     return out
 
 
+RUN_KINDS = ("velardo_segment_split", "velardo_clip_split", "default_clip_split")
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(data: Data, recipes: Mapping[str, Recipe], severities: Sequence[str], folds: IntArray,
+                 seg_folds: IntArray, threads: int | None) -> None:
+    spec = base_spec(data.labels, recipes["velardo"])
+    segments, owners = velardo_segments(data, spec)
+    _worker.update(data=data, recipes=recipes, severities=severities, folds=folds, seg_folds=seg_folds,
+                   threads=threads, segments=segments, owners=owners)
+
+
+def _run_task(task: tuple[str, int, int]) -> tuple[str, int, FoldResult]:
+    """One (run kind, fold) of the comparison; the seed depends only on the fold, never on scheduling."""
+    kind, fold, fold_seed = task
+    w = _worker
+    data, recipes, folds = w["data"], w["recipes"], w["folds"]
+    if kind == "velardo_segment_split":
+        result = segment_split_fold(recipes["velardo"], data, w["seg_folds"], fold, w["owners"], w["segments"],
+                                    seed=fold_seed, threads=w["threads"])
+    else:
+        recipe = recipes[kind.split("_", 1)[0]]
+        tr, te = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        result = fit_and_evaluate(recipe, data, tr, te, seed=fold_seed, threads=w["threads"],
+                                  severities=w["severities"])
+    result.trained = None  # Keras models stay in the worker
+    return kind, fold, result
+
+
 def compare(data: Data, recipes: Mapping[str, Recipe], *, n_folds: int, seed: int, threads: int | None,
-            severities: Sequence[str], progress: bool = True) -> dict[str, Any]:
-    """5-fold CV by clip (and the leaky segment split) for velardo and default on ``data``."""
+            severities: Sequence[str], jobs: int = 1, progress: bool = True) -> dict[str, Any]:
+    """k-fold CV by clip (and the leaky segment split) for velardo and default on ``data``.
+
+    ``jobs`` > 1 trains folds in that many spawned processes (one TF thread each unless ``threads``):
+    on 2 small cores two single-threaded trainings beat one two-threaded one.
+    """
     folds = stratified_folds(data.y, n_folds, seed)
     assert not groups_overlap([c.clip_id for c in data.clips], folds)
-    velardo, default = recipes["velardo"], recipes["default"]
-    spec = base_spec(data.labels, velardo)
-    segments, owners = velardo_segments(data, spec)
-    seg_folds = segment_folds(segments.shape[0], n_folds, seed)
-    runs: dict[str, list[FoldResult]] = {"velardo_segment_split": [], "velardo_clip_split": [],
-                                         "default_clip_split": []}
+    spec = base_spec(data.labels, recipes["velardo"])
+    seg_count = velardo_segments(data, spec)[0].shape[0]
+    seg_folds = segment_folds(seg_count, n_folds, seed)
+    # Longest tasks first so the last worker is not left alone with a long velardo fold.
+    tasks = [(kind, f, seed * 1000 + f) for kind in RUN_KINDS for f in range(n_folds)]
     started = time.perf_counter()
-    for f in range(n_folds):
-        tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-        fold_seed = seed * 1000 + f
-        runs["velardo_segment_split"].append(
-            segment_split_fold(velardo, data, seg_folds, f, owners, segments, seed=fold_seed, threads=threads))
-        runs["velardo_clip_split"].append(
-            fit_and_evaluate(velardo, data, tr, te, seed=fold_seed, threads=threads, severities=severities))
-        runs["default_clip_split"].append(
-            fit_and_evaluate(default, data, tr, te, seed=fold_seed, threads=threads, severities=severities))
-        if progress:
-            line = ", ".join(f"{k} {v[-1].scores[CONDITIONS_CLEAN].clip_macro_accuracy:.2f}" for k, v in runs.items())
-            log.info("fold %d/%d (%.0f s): clip macro %s", f + 1, n_folds, time.perf_counter() - started, line)
+    done: dict[tuple[str, int], FoldResult] = {}
+    if jobs > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(jobs, initializer=_init_worker,
+                      initargs=(data, recipes, severities, folds, seg_folds, threads or 1)) as pool:
+            for kind, f, result in pool.imap_unordered(_run_task, tasks):
+                done[(kind, f)] = result
+                if progress:
+                    log.info("%s fold %d: clip macro %.3f (%d/%d, %.0f s)", kind, f,
+                             result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
+                             time.perf_counter() - started)
+    else:
+        _init_worker(data, recipes, severities, folds, seg_folds, threads)
+        for task in tasks:
+            kind, f, result = _run_task(task)
+            done[(kind, f)] = result
+            if progress:
+                log.info("%s fold %d: clip macro %.3f (%d/%d, %.0f s)", kind, f,
+                         result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
+                         time.perf_counter() - started)
+    runs = {kind: [done[(kind, f)] for f in range(n_folds)] for kind in RUN_KINDS}
     return {
         "recipes": {k: summarize(v, data.labels, leaky=k.endswith("segment_split")) for k, v in runs.items()},
         "robustness": {k: robustness(v, severities) for k, v in runs.items() if k.endswith("clip_split")},

@@ -82,6 +82,18 @@ def _per_genre(per: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_genre_recipes(recipes: dict[str, Any]) -> list[str]:
+    keys = [k for k, _ in ROWS if k in recipes]
+    lines = ["| genre | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for genre in recipes[keys[0]]["per_genre_clip"]:
+        cells = []
+        for k in keys:
+            m = recipes[k]["per_genre_clip"][genre]
+            cells.append(f"{100 * m['precision']:.0f} / {100 * m['recall']:.0f} / {100 * m['f1']:.0f}")
+        lines.append(f"| {genre} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
     data = doc.get("data")
@@ -128,11 +140,15 @@ def render_md(doc: dict[str, Any]) -> str:
                 *_robust_table(doc["robustness"]), "", "![robustness](robustness.png)", ""]
     if "robustness_core" in doc:
         out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
-    if "recipes" in doc and "default_clip_split" in doc["recipes"]:
-        out += ["Per genre, default recipe, all clips (clip level, pooled over folds):", "",
-                *_per_genre(doc["recipes"]["default_clip_split"]["per_genre_clip"]), ""]
+    if "recipes" in doc:
+        out += ["Per genre, all clips, clip level pooled over folds — precision / recall / F1 %:", "",
+                *_per_genre_recipes(doc["recipes"]), ""]
     if "cv" in doc:
-        out += [f"Comparison command: `{doc['cv']['command']}` ({doc['cv']['seconds'] / 60:.1f} min).", ""]
+        cv = doc["cv"]
+        sizes = cv.get("fold_sizes")
+        if sizes:
+            out += [f"Test clips per fold: {', '.join(map(str, sizes))} (train = the other folds).", ""]
+        out += [f"Comparison command: `{cv['command']}` ({cv['seconds'] / 60:.1f} min).", ""]
     if "recipe_definitions" in doc:
         out += ["## Recipes", ""]
         out += [f"- **{k}**: {v['notes']}" for k, v in doc["recipe_definitions"].items()]
