@@ -64,5 +64,5 @@ def test_clip_verdict_is_the_mean_of_window_log_probabilities() -> None:
     s = score(probs, cw, 3)
     # The arithmetic mean would pick class 0 for clip 0 (0.60 vs 0.40); the mean of log-probabilities picks 1.
     assert s.clip_pred.tolist() == [1, 1]
-    assert s.segment_accuracy == pytest.approx(2 / 4)
+    assert s.segment_accuracy == pytest.approx(3 / 4)
     assert s.clip_accuracy == 0.5
