@@ -24,6 +24,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SAMPLE_FORMATS = ("int16", "float32")
 RUNTIMES = ("", "ai_edge_litert", "tflite_runtime")
 MAX_RECONNECT_S = 30.0
+# Backoff cap by default: a broker that comes back is used again within ~8 s, however long it was gone.
+DEFAULT_RECONNECT_MAX_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class MqttSettings:
     key_file: str = ""
     tls_insecure: bool = False  # skip hostname verification; only when explicitly asked
     reconnect_min_s: float = 1.0
-    reconnect_max_s: float = MAX_RECONNECT_S
+    reconnect_max_s: float = DEFAULT_RECONNECT_MAX_S
     # Resolved from password_file / the credential; never a TOML key, never printed.
     password: str = field(default="", repr=False, compare=False)
 
