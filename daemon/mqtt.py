@@ -90,6 +90,7 @@ class Publisher:
             self._log_error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
             return
         self._last_error = ""
+        self._drop_stale(client)
         with self._cond:
             self.stats.connects += 1
             self.stats.connected = True
@@ -104,6 +105,23 @@ class Publisher:
             self.settings.client_id,
             f" (reconnect {self.stats.reconnects})" if self.stats.reconnects else "",
         )
+
+    @staticmethod
+    def _drop_stale(client: mqtt.Client) -> None:
+        """Forget what the previous connection left unacknowledged before paho re-sends it.
+
+        Right after this callback paho would re-send every message still waiting for its PUBACK
+        (a frozen or killed broker leaves some): stale genres and states, seconds or minutes old,
+        arriving as new and overwriting the retained ones. The session is clean, so the broker
+        expects nothing; the outbox sends the newest value of everything now. paho has no public API
+        for this.
+        """
+        with client._out_message_mutex:
+            dropped = len(client._out_messages)
+            client._out_messages.clear()
+            client._inflight_messages = 0
+        if dropped:
+            log.info("dropped %d unacknowledged message(s) of the previous connection; sending current values", dropped)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this from inside its `except OSError`, so the reason is the exception being handled.
