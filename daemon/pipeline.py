@@ -59,6 +59,7 @@ class Counters:
     inference_ms_total: float = 0.0
     inferences: int = 0
     process_ms_max: float = 0.0  # worst MFCC + inference + smoothing time of one hop
+    nonfinite_chunks: int = 0  # chunks that held NaN/Inf samples (replaced by 0)
 
     @property
     def inference_ms_avg(self) -> float:
@@ -92,6 +93,12 @@ class Classifier:
     def push(self, chunk: FloatArray) -> WindowResult | None:
         """Add samples; return a result when a hop's worth of new frames completed a window."""
         t0 = time.perf_counter()
+        if not np.isfinite(np.dot(chunk, chunk)):
+            # NaN/Inf from a driver or file would poison the MFCC ring and the RMS for a whole window
+            # (reported as 3 s of "silence"); a dropout of zeros is what the samples really carry.
+            # (A sum of squares overflowing float32 also lands here; nan_to_num keeps those samples.)
+            chunk = np.nan_to_num(chunk, nan=0.0, posinf=0.0, neginf=0.0)
+            self.counters.nonfinite_chunks += 1
         self._samples += chunk.shape[0]
         self.ring.push(chunk)
         self.mfcc.push(chunk)
@@ -219,6 +226,7 @@ class Pipeline:
             "inference_ms": round(c.inference_ms_last, 2),
             "inference_ms_avg": round(c.inference_ms_avg, 2),
             "hop_ms_max": round(c.process_ms_max, 2),
+            "nonfinite_chunks": c.nonfinite_chunks,
         }
         if self.extra_counters is not None:
             out.update(self.extra_counters())
