@@ -49,7 +49,8 @@ def pick_device(devices: Sequence[dict[str, Any]], wanted: str | int, default_in
         for d in inputs:
             if int(d["index"]) == wanted:
                 return d
-        raise SourceUnavailable(f"no input device with index {wanted} (see genre-daemon --list-devices)")
+        names = ", ".join(f"{d['index']}: {d['name']!r}" for d in inputs) or "none"
+        raise SourceUnavailable(f"no input device with index {wanted}; available inputs: {names}")
     if wanted == "":
         for d in inputs:
             if default_index is not None and int(d["index"]) == default_index:
@@ -59,7 +60,8 @@ def pick_device(devices: Sequence[dict[str, Any]], wanted: str | int, default_in
         raise SourceUnavailable("no audio input device found (see genre-daemon --list-devices)")
     matches = [d for d in inputs if wanted.lower() in str(d["name"]).lower()]
     if not matches:
-        raise SourceUnavailable(f"no input device matching {wanted!r} (see genre-daemon --list-devices)")
+        names = ", ".join(f"{d['index']}: {d['name']!r}" for d in inputs) or "none"
+        raise SourceUnavailable(f"no input device matching {wanted!r}; available inputs: {names}")
     return matches[0]
 
 
