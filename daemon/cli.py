@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from daemon import __version__
 from daemon.errors import ConfigError
-from daemon.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+from daemon.settings import DEFAULT_CONFIG_PATH, Settings, check_against_model, load_settings
 from daemon.systemd import Notifier
 from edge.errors import GenreError
 
@@ -164,6 +164,7 @@ def _check(settings: Settings) -> int:
 
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
+        check_against_model(settings, bundle.spec.window_s)
     except GenreError as exc:
         return _fail(exc)
     m = settings.mqtt
@@ -204,6 +205,7 @@ def run(settings: Settings) -> int:
         )
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
+        check_against_model(settings, bundle.spec.window_s)
         source = make_source(settings.source, bundle.spec.sample_rate, stop)
         source.open()
     except GenreError as exc:

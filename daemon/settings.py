@@ -398,3 +398,14 @@ def _read_password(c: _Checker, mq: MqttSettings, env: Any) -> str:
         raise c.fail("mqtt.password_file", f"{path}: is empty")
     # An empty credential is the unit's SetCredential= default: "no password", not an error.
     return password
+
+
+def check_against_model(settings: Settings, window_s: float) -> None:
+    """Settings that only make sense with the loaded model: a hop longer than its window skips audio."""
+    hop = settings.pipeline.hop_s
+    if hop > window_s + 1e-9:
+        raise ConfigError(
+            f"must be at most the model's window ({window_s:g} s), got {hop:g} s (audio between would be lost)",
+            file=settings.config_path,
+            key="pipeline.hop_s",
+        )
