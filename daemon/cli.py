@@ -124,6 +124,36 @@ def lite_runtime(configured: str) -> str:
     raise ModelBundleError("no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime on Python 3.11)")
 
 
+def ensure_tempdir() -> None:
+    """Make sure ``tempfile`` has somewhere to write (it raises otherwise, and nothing catches it).
+
+    The TFLite runtime (edge) and PortAudio (daemon.mic) divert their native chatter into a
+    temporary file. With TMPDIR, /tmp, /var/tmp and the working directory all read-only or full,
+    ``tempfile`` raises FileNotFoundError and the daemon died at start with a traceback; fall back
+    to systemd's RuntimeDirectory, $XDG_RUNTIME_DIR or /dev/shm (tmpfs) instead.
+    """
+    import tempfile
+
+    try:
+        tempfile.gettempdir()
+        return
+    except OSError:
+        pass
+    for candidate in (os.environ.get("RUNTIME_DIRECTORY", ""), os.environ.get("XDG_RUNTIME_DIR", ""), "/dev/shm"):
+        if not candidate:
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=candidate) as probe:
+                probe.write(b"genre-daemon")
+                probe.flush()
+        except OSError:
+            continue
+        tempfile.tempdir = candidate
+        log.warning("no writable temporary directory (read-only or full): using %s", candidate)
+        return
+    log.warning("no writable temporary directory anywhere (read-only or full)")
+
+
 def _fail(exc: GenreError) -> int:
     print(f"{PROG}: {exc}", file=sys.stderr)
     return exc.exit_code
@@ -138,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(exc)
     setup_logging(settings.log.level)
+    ensure_tempdir()
     if args.check_config:
         return _check(settings)
     return run(settings)
@@ -146,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _list_devices() -> int:
     from daemon.mic import list_devices
 
+    ensure_tempdir()
     try:
         devices = list_devices()
     except OSError as exc:

@@ -84,9 +84,15 @@ def quiet_native_stderr() -> Any:
 
     What was printed is logged at debug level, so nothing is lost for whoever asks for it.
     """
+    try:
+        sink_file = tempfile.TemporaryFile()
+    except OSError as exc:  # no writable temporary directory: let the chatter through rather than fail
+        log.debug("cannot divert PortAudio's messages (%s)", exc)
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    with sink_file as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
