@@ -85,7 +85,7 @@ def quiet_native_stderr() -> Any:
     What was printed is logged at debug level, so nothing is lost for whoever asks for it.
     """
     try:
-        sink_file = tempfile.TemporaryFile()
+        sink_file = tempfile.TemporaryFile()  # noqa: SIM115 (entered as a context manager below)
     except OSError as exc:  # no writable temporary directory: let the chatter through rather than fail
         log.debug("cannot divert PortAudio's messages (%s)", exc)
         yield
