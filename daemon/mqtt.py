@@ -53,6 +53,7 @@ class Publisher:
         self._state: str | None = None
         self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state"
         self._last_error = ""
+        self._refused = False  # the last CONNACK was a refusal (auth, protocol)
         self._sending = False
         self._thread: threading.Thread | None = None
         self.client = self._make_client()
@@ -87,6 +88,7 @@ class Publisher:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
+            self._refused = True  # the broker answered; the disconnect that follows needs no second message
             self._log_error(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
             return
         self._last_error = ""
@@ -136,8 +138,20 @@ class Publisher:
         with self._cond:
             was = self.stats.connected
             self.stats.connected = False
-        if was and not self._stop.is_set():
+        refused, self._refused = self._refused, False
+        if self._stop.is_set():
+            return
+        if was:
             log.warning("MQTT connection lost (%s); reconnecting, classification continues", reason)
+        elif not refused:
+            # Closed before any CONNACK: typically a plain client on a TLS-only port (the broker
+            # drops the bytes it cannot read as TLS), or a broker at its connection limit.
+            s = self.settings
+            hint = "a TLS port? set mqtt.tls = true" if not s.tls else "check the broker's log"
+            self._log_error(
+                f"broker {s.host}:{s.port} closed the connection before answering MQTT ({reason}; {hint}); "
+                f"retrying every <= {s.reconnect_max_s:g} s, classification continues"
+            )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self.topics.ha_status and msg.payload.strip().lower() == b"online":
