@@ -154,7 +154,8 @@ class Publisher:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self.topics.ha_status and msg.payload.strip().lower() == b"online":
+        # Only HA's exact birth counts; anything long is ignored before it is copied (strip/lower).
+        if msg.topic == self.topics.ha_status and len(msg.payload) <= 16 and msg.payload.strip().lower() == b"online":
             log.info("Home Assistant is online: re-sending discovery")
             with self._cond:
                 self._dirty.add("discovery")
