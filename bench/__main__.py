@@ -53,6 +53,8 @@ def render(doc: dict[str, Any]) -> str:
         out.append(
             f"| {t['name']} | {fmt_num(t['measured'])} {t['unit']} | {t['op']} {fmt_num(t['target'])} | {verdict} |"
         )
+    out += ["", "## Headline", ""]
+    out += [f"- {line}" for s in doc["sections"] for line in s.get("headline", [])]
     for s in doc["sections"]:
         out += ["", f"## {s['title']}", ""]
         for table in s["tables"]:
@@ -63,7 +65,7 @@ def render(doc: dict[str, Any]) -> str:
             out += ["| | median | p90 | unit | ratio to 1st | n | note |", "|---|---:|---:|---|---:|---:|---|"]
             for r in table["rows"]:
                 comparable = r["ratio"] is not None and r["unit"] == first_unit
-                ratio = f"{r['ratio']:.2f}x" if comparable else "–"
+                ratio = f"{fmt_num(r['ratio'])}x" if comparable else "–"
                 out.append(
                     f"| {r['name']} | {fmt_num(r['median'])} | {fmt_num(r['p90'])} | {r['unit']} | {ratio} | {r['n']} "
                     f"| {r['note']} |"

@@ -113,7 +113,8 @@ class SectionResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: str = ""  # where the time goes (cProfile/py-spy summary), shown verbatim
-    facts: dict[str, Any] = field(default_factory=dict)  # headline numbers for the README summary
+    facts: dict[str, Any] = field(default_factory=dict)  # headline numbers, machine-readable
+    headline: list[str] = field(default_factory=list)  # the same as sentences, shown at the top of RESULTS.md
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class SectionResult:
             "notes": self.notes,
             "profile": self.profile,
             "facts": self.facts,
+            "headline": self.headline,
             "seconds": round(self.seconds, 2),
         }
 
@@ -197,6 +199,7 @@ def run_section(key: str, out: Path, quick: bool, extra: Sequence[str] = (), tim
         "notes": [f"section failed: {error or 'no output'}"],
         "profile": "",
         "facts": {},
+        "headline": [],
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -320,4 +323,6 @@ def fmt_num(x: float | None, digits: int = 3) -> str:
         return f"{x:.1f}"
     if ax >= 1:
         return f"{x:.2f}"
+    if 0 < ax < 0.01:
+        return f"{x:.2g}"
     return f"{x:.{digits}f}"

@@ -482,6 +482,13 @@ def run(args: argparse.Namespace) -> SectionResult:
         "steady_rss_mb": rt["steady_rss_mb"],
         "exit_codes": [fast["exit"], fast44["exit"], rt["exit"]],
     }
+    f = res.facts
+    res.headline.append(
+        f"Whole daemon: {f['rtf']:.4f} CPU s per audio s at --speed 0 ({f['speed']:.0f}x real time on the wall clock; "
+        f"{f['rtf44'] / f['rtf']:.2f}x that with 44.1 kHz input and resampling); {f['cpu_pct']:.1f}% of one core at "
+        f"real-time pace; latency ring -> subscriber p50 {p50:.1f} ms, p99 {p99:.1f} ms; READY after "
+        f"{f['ready_s']:.2f} s; peak RSS {peak:.0f} MB."
+    )
     return res
 
 

@@ -138,6 +138,13 @@ def run(args: argparse.Namespace) -> SectionResult:
     measured = [r for r in rows if r.samples]
     if measured:
         res.facts = {"first": measured[0].name, "rows": {r.name: r.median for r in measured}}
+        best = min(measured, key=lambda r: r.median)
+        worst = max(measured, key=lambda r: r.median)
+        res.headline.append(
+            f"Inference per window ({choice.kind} int8 model): {measured[0].name} {measured[0].median:.3f} ms; "
+            f"fastest {best.name} ({best.median / measured[0].median:.2f}x), slowest {worst.name} "
+            f"({worst.median / measured[0].median:.1f}x)."
+        )
     return res
 
 

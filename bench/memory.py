@@ -89,6 +89,13 @@ def run(args: argparse.Namespace) -> SectionResult:
     )
     res.facts = {r.name: r.median for r in rows}
     res.facts["tensorflow_imported"] = tf_loaded
+    if len(rows) >= 3 and rows[2].samples:
+        res.headline.append(
+            f"Memory: import daemon.cli {rows[1].median:.0f} MB RSS "
+            f"(tensorflow imported: {'yes' if tf_loaded else 'no'}), "
+            f"{rows[2].median:.0f} MB with the model loaded and one window classified"
+            + (f"; import tensorflow alone {rows[3].median:.0f} MB." if len(rows) > 3 and rows[3].samples else ".")
+        )
     return res
 
 
