@@ -7,6 +7,7 @@ queues it, dropping (and counting) the oldest audio if the pipeline falls behind
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -40,6 +41,42 @@ def interleaved_to_mono(raw: bytes, sample_format: str, channels: int) -> FloatA
         raise ValueError(f"unsupported sample format {sample_format!r}")
     usable = samples.size - samples.size % channels  # a torn last frame cannot be mixed
     return to_mono(samples[:usable].reshape(-1, channels))
+
+
+class LossDetector:
+    """Counts audio lost upstream without an overflow flag (PulseAudio's ALSA plugin drops it silently).
+
+    Fed after every read. Only reads that had to wait for fresh audio (we are caught up) are
+    compared: there, wall time minus audio time received is constant up to clock drift (ppm), so
+    a rise of more than ``threshold_s`` over the lowest value of the last ``window_s`` seconds is
+    audio that never reached us (the process or its capture thread was stalled).
+    """
+
+    def __init__(self, rate: int, threshold_s: float = 0.5, window_s: float = 30.0) -> None:
+        self.rate = rate
+        self.threshold_s = threshold_s
+        self.window_s = window_s
+        self._t0: float | None = None
+        self._frames = 0
+        self._history: collections.deque[tuple[float, float]] = collections.deque()
+
+    def update(self, now: float, frames: int, waited: bool) -> float:
+        """Seconds of audio found missing with this read (0.0 almost always)."""
+        if self._t0 is None:
+            self._t0 = now - frames / self.rate
+        self._frames += frames
+        if not waited:
+            return 0.0
+        lag = (now - self._t0) - self._frames / self.rate
+        while self._history and self._history[0][0] < now - self.window_s:
+            self._history.popleft()
+        base = min((value for _, value in self._history), default=lag)
+        self._history.append((now, lag))
+        if lag - base > self.threshold_s:
+            self._history.clear()
+            self._history.append((now, lag))
+            return lag - base
+        return 0.0
 
 
 def pick_device(devices: Sequence[dict[str, Any]], wanted: str | int, default_index: int | None) -> dict[str, Any]:
@@ -194,6 +231,7 @@ class MicSource:
             raise SourceUnavailable(f"cannot open audio input: {exc}") from None
         self.device_name, self.capture_rate, self.channels, self._frames = str(device["name"]), rate, channels, frames
         self._resampler = StreamResampler(rate, self.sample_rate)
+        self._loss = LossDetector(rate)
         log.info(
             "mic %r: %d Hz, %d ch, %s, %d frames/chunk",
             self.device_name,
@@ -246,7 +284,9 @@ class MicSource:
                 backoff = 1.0
                 log.info("audio input back (reconnect %d)", self.stats.reconnects)
             try:
+                t_read = time.monotonic()
                 raw = self._stream.read(self._frames, exception_on_overflow=True)
+                now = time.monotonic()
             except OSError as exc:
                 if exc.errno == PA_INPUT_OVERFLOWED:
                     self.stats.overflows += 1
@@ -259,6 +299,12 @@ class MicSource:
                 self._status = UNAVAILABLE
                 self._release()
                 continue
+            lost_s = self._loss.update(now, self._frames, waited=now - t_read >= 0.5 * self.settings.chunk_s)
+            if lost_s:
+                self.stats.overflows += 1
+                if now - last_overflow_log > 10:
+                    log.warning("%.1f s of audio lost upstream (stalled; %d so far)", lost_s, self.stats.overflows)
+                    last_overflow_log = now
             self._put(self._resampler.process(interleaved_to_mono(raw, self.settings.sample_format, self.channels)))
         self._release()
 
