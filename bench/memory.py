@@ -17,6 +17,9 @@ HEAVY = ("tensorflow", "keras", "librosa", "numba", "matplotlib", "sklearn", "py
 STAGES = {
     "python": "python + psutil (baseline)",
     "import": "import daemon.cli (what genre-daemon imports)",
+    "numpy": "  where the rest goes: + import numpy",
+    "features": "  + import daemon.pipeline, edge.features (scipy.fft, psf, soundfile, soxr)",
+    "runtime": "  + the TFLite runtime's Interpreter module",
     "model": "import daemon.cli + load_bundle + one classified window",
     "tensorflow": "import tensorflow (for scale; never on the Pi)",
 }
@@ -27,8 +30,15 @@ WORKER = """
 import json, os, sys
 stage, bundle = sys.argv[1], sys.argv[2]
 import psutil
-if stage in ("import", "model"):
+if stage in ("import", "numpy", "features", "runtime", "model"):
     import daemon.cli
+if stage in ("numpy", "features", "runtime"):
+    import numpy
+if stage in ("features", "runtime"):
+    import daemon.pipeline, edge.features
+if stage == "runtime":
+    from edge.runtime import load_interpreter_class
+    load_interpreter_class()
 if stage == "model":
     import numpy as np
     from daemon.pipeline import Classifier
@@ -89,13 +99,18 @@ def run(args: argparse.Namespace) -> SectionResult:
     )
     res.facts = {r.name: r.median for r in rows}
     res.facts["tensorflow_imported"] = tf_loaded
-    if len(rows) >= 3 and rows[2].samples:
-        res.headline.append(
-            f"Memory: import daemon.cli {rows[1].median:.0f} MB RSS "
-            f"(tensorflow imported: {'yes' if tf_loaded else 'no'}), "
-            f"{rows[2].median:.0f} MB with the model loaded and one window classified"
-            + (f"; import tensorflow alone {rows[3].median:.0f} MB." if len(rows) > 3 and rows[3].samples else ".")
+    by_name = {r.name: r.median for r in rows if r.samples}
+    imported, loaded = by_name.get(STAGES["import"]), by_name.get(STAGES["model"])
+    if imported is not None and loaded is not None:
+        line = (
+            f"Memory: import daemon.cli {imported:.0f} MB RSS (tensorflow imported: {'yes' if tf_loaded else 'no'}), "
+            f"{loaded:.0f} MB with the model loaded and one window classified"
         )
+        if STAGES["numpy"] in by_name:
+            line += f" (numpy alone brings {by_name[STAGES['numpy']] - imported:.0f} MB)"
+        if STAGES["tensorflow"] in by_name:
+            line += f"; import tensorflow alone {by_name[STAGES['tensorflow']]:.0f} MB"
+        res.headline.append(line + ".")
     return res
 
 
