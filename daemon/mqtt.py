@@ -1,7 +1,7 @@
 """MQTT publisher: Last Will, reconnect with capped backoff, and a latest-state-only outbox.
 
 paho's network thread (``loop_start``) owns the socket and reconnects (exponential backoff,
-``reconnect_min_s`` doubling up to ``reconnect_max_s``, 8 s by default). Our outbox thread sends only the
+``reconnect_min_s`` doubling up to ``reconnect_max_s``, 5 s by default). Our outbox thread sends only the
 *latest* genre and state, one message at a time and waiting for each acknowledgement, so a
 broker that is down or slow never makes anything queue up: classification keeps running and
 newer values simply replace older unsent ones. Every (re)connect re-sends availability,

@@ -24,8 +24,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SAMPLE_FORMATS = ("int16", "float32")
 RUNTIMES = ("", "ai_edge_litert", "tflite_runtime")
 MAX_RECONNECT_S = 30.0
-# Backoff cap by default: a broker that comes back is used again within ~8 s, however long it was gone.
-DEFAULT_RECONNECT_MAX_S = 8.0
+# Backoff cap by default: a broker that comes back is used again within ~5 s, however long it was gone.
+DEFAULT_RECONNECT_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
