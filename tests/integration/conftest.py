@@ -102,7 +102,9 @@ def daemon(
     ``daemon(audio, prefix=None, device_id="dev", extra=[...], mqtt="lines for [mqtt]",
     discovery="lines for [discovery]", config="more [sections]", target=broker, env={...})``;
     ``prefix`` defaults to one unique to the test, and discovery goes under ``<prefix>_ha`` so
-    concurrent tests never see each other's retained messages.
+    concurrent tests never see each other's retained messages. ``base_mqtt`` replaces the fast
+    test reconnect/keepalive lines ("" = the daemon's shipped defaults); ``stderr`` redirects the
+    daemon's stderr (e.g. an open ``/dev/full``) instead of into the log file.
     """
     made: list[DaemonProc] = []
     unique = safe_name(request.node.name) + f"_{os.getpid()}"
@@ -119,18 +121,14 @@ def daemon(
         target: MosquittoBroker | None = None,
         env: dict[str, str] | None = None,
         model: Path | None = None,
+        base_mqtt: str = "reconnect_min_s = 0.5\nreconnect_max_s = 2\nkeepalive_s = 10\n",
+        stderr: Any = None,
     ) -> DaemonProc:
         b = target or broker
         pfx = prefix or f"g_{unique}"
         disc = f"{pfx}_ha"
         cfg = tmp_path / f"daemon-{len(made)}.toml"
-        cfg.write_text(
-            "[mqtt]\nreconnect_min_s = 0.5\nreconnect_max_s = 2\nkeepalive_s = 10\n"
-            + mqtt
-            + f"[discovery]\nprefix = '{disc}'\n"
-            + discovery
-            + config
-        )
+        cfg.write_text("[mqtt]\n" + base_mqtt + mqtt + f"[discovery]\nprefix = '{disc}'\n" + discovery + config)
         cmd = [
             *daemon_command(), "--config", str(cfg), "--source", "mic" if audio == "mic" else f"file:{audio}",
             "--model", str(model or tiny_bundle), "--mqtt-host", b.host, "--mqtt-port", str(b.port),
@@ -143,7 +141,12 @@ def daemon(
         full_env.update(env or {})
         with log_path.open("w") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=full_env, preexec_fn=die_with_parent()
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT if stderr is None else stderr,
+                text=True,
+                env=full_env,
+                preexec_fn=die_with_parent(),
             )
         d = DaemonProc(proc, log_path, f"{pfx}/{device_id}", disc)
         made.append(d)

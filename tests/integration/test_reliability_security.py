@@ -1,0 +1,155 @@
+"""Security against real components: TLS + password_file on a mosquitto with a self-signed CA,
+secrets kept out of logs/ps/state, inbound MQTT limited to the HA birth topic, HA's own schema for
+the discovery payloads as they arrive, and the hardened unit keeping /dev/snd reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.integration.conftest import DaemonProc, state_of
+from tests.integration.test_daemon_cli import unit_for_this_machine
+from tests.support.mosquitto import MosquittoBroker, MqttProbe
+
+FAST = ["--speed", "20", "--loop", "--hop", "0.5"]
+SECRET = "S3cr3t-Pa55-never-printed"
+
+
+@pytest.mark.parametrize("via", ["password_file", "CREDENTIALS_DIRECTORY"])
+def test_tls_and_password_end_to_end_secret_never_visible(
+    via: str,
+    tmp_path: Path,
+    daemon: Callable[..., DaemonProc],
+    broker_factory: Callable[..., MosquittoBroker],
+    music_file: Path,
+) -> None:
+    b = broker_factory(users={"pi": SECRET}, allow_anonymous=False, tls=True)
+    assert b.tls is not None and b.tls_port is not None
+    mqtt = f"username = 'pi'\ntls = true\nca_file = '{b.tls.ca_cert}'\n"
+    env: dict[str, str] = {}
+    if via == "password_file":
+        (tmp_path / "pw").write_text(SECRET + "\n")
+        mqtt += f"password_file = '{tmp_path / 'pw'}'\n"
+    else:
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "mqtt_password").write_text(SECRET)
+        env["CREDENTIALS_DIRECTORY"] = str(tmp_path / "creds")
+    t0 = time.monotonic()
+    d = daemon(
+        music_file, target=b, extra=[*FAST, "--mqtt-port", str(b.tls_port), "--log-level", "debug"], mqtt=mqtt, env=env
+    )
+    auth: dict[str, Any] = {"username": "pi", "password": SECRET, "use_tls": True, "ca_cert": b.tls.ca_cert}
+    with MqttProbe(b, "#", **auth) as probe:
+        probe.wait_for(d.topic("availability"), lambda m: m.text == "online", timeout=10)
+        took = time.monotonic() - t0
+        probe.wait_for(d.topic("state"), lambda m: state_of(m.payload)["counters"]["windows"] >= 3, timeout=10)
+        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
+        environ = "\n".join(f"{k}={v}" for k, v in psutil.Process(d.proc.pid).environ().items())
+        published = b"\n".join(m.payload for m in probe.messages)
+    assert d.terminate() == 0
+    for where, text in (("log", d.log()), ("ps", ps), ("environment", environ), ("MQTT payloads", published.decode())):
+        assert SECRET not in text, f"the password is visible in the daemon's {where}"
+    assert "connected to MQTT" in d.log()
+    print(f"TLS + password via {via}: online {took:.2f} s after start; secret in none of log/ps/env/payloads")
+
+
+def test_plain_client_on_the_tls_listener_fails_clearly(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory(tls=True)
+    assert b.tls_port is not None
+    d = daemon(music_file, target=b, extra=[*FAST, "--mqtt-port", str(b.tls_port)])
+    time.sleep(3.0)
+    assert d.proc.poll() is None, d.log()
+    assert d.terminate() == 0
+    errors = [line for line in d.log().splitlines() if "ERROR" in line and "mqtt" in line]
+    assert errors, f"nothing said why the broker dropped a plain connection on its TLS port:\n{d.log()}"
+    assert len(errors) == 1 and "TLS" in errors[0], errors
+    print(f"plain -> TLS listener: {errors[0].split(': ', 1)[-1]}")
+
+
+def test_inbound_mqtt_only_the_ha_birth_topic_and_hostile_payloads_do_nothing(
+    daemon: Callable[..., DaemonProc], broker_factory: Callable[..., MosquittoBroker], music_file: Path
+) -> None:
+    b = broker_factory()
+    d = daemon(music_file, target=b, extra=FAST)
+    birth = f"{d.discovery_prefix}/status"
+    with MqttProbe(b, "#") as probe:
+        probe.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=10)
+        probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=10)
+        time.sleep(0.3)
+        subs = re.findall(r"genre-daemon-dev \d (\S+)", b.log_text())
+        assert subs == [birth], f"the daemon subscribed to {subs}"
+        rss0 = psutil.Process(d.proc.pid).memory_info().rss
+        since = time.monotonic()
+        hostile: list[tuple[str, bytes]] = [
+            (birth, b"offline"),
+            (birth, bytes(range(256)) * 4),
+            (birth, b"\xff\xfeo\0n\0l\0i\0n\0e\0"),
+            (birth, b"online" + b" " * (16 * 2**20)),  # 16 MB that strips to "online"
+            (d.topic("genre"), b"metal"),
+            (d.topic("set"), b'{"genre": "jazz"}'),
+            (f"{d.topic_root}/cmd", b"\0" * 1024),
+        ]
+        for topic, payload in hostile:
+            probe.publish(topic, payload)
+        time.sleep(2.0)
+        resent = [m for m in probe.received(f"{d.discovery_prefix}/sensor/#") if m.received_at > since]
+        state = probe.wait_for(d.topic("state"), timeout=5, since=time.monotonic())
+        rss1 = psutil.Process(d.proc.pid).memory_info().rss
+    assert d.proc.poll() is None, d.log()
+    assert not resent, f"discovery re-sent for a non-'online' birth payload: {[m.topic for m in resent]}"
+    assert state_of(state.payload)["genre"] != "jazz"
+    assert d.terminate() == 0 and "Traceback" not in d.log()
+    print(f"hostile inbound: subscriptions {subs}; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB after a 16 MB birth")
+
+
+def test_discovery_as_received_passes_home_assistants_schema(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path, ha_schema: Any
+) -> None:
+    d = daemon(music_file, extra=FAST)
+    probe = mqtt_probe(f"{d.discovery_prefix}/#")
+    probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=10)
+    late = mqtt_probe(f"{d.discovery_prefix}/#")  # what Home Assistant gets when it (re)starts: the retained copies
+    genre = late.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=5)
+    conf = late.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=5)
+    assert genre.retain and conf.retain
+    g = ha_schema(json.loads(genre.payload), allow_dropped={"options"})
+    c = ha_schema(json.loads(conf.payload))
+    assert g["state_topic"] == d.topic("genre") and c["state_topic"] == d.topic("state")
+    assert d.terminate() == 0
+
+
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
+
+
+@needs_systemd_analyze
+def test_unit_exposure_at_most_3_with_dev_snd_reachable(tmp_path: Path) -> None:
+    unit = unit_for_this_machine(tmp_path)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = proc.stdout + proc.stderr
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert match, out
+    score = float(match.group(1))
+    assert score <= 3.0, f"exposure {score} > 3.0:\n{out}"
+    # /dev/snd: no PrivateDevices= (it would hide it), only ALSA devices allowed, audio group for the nodes.
+    private_devices = next((line for line in out.splitlines() if "PrivateDevices=" in line), "")
+    assert private_devices.lstrip().startswith("✗"), private_devices
+    text = unit.read_text()
+    assert "DevicePolicy=closed" in text and "DeviceAllow=char-alsa rw" in text and "SupplementaryGroups=audio" in text
+    print(f"systemd-analyze security --offline=yes: exposure {score} (<= 3.0), /dev/snd reachable via char-alsa")
