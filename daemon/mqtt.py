@@ -14,6 +14,7 @@ import logging
 import ssl
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,17 +226,22 @@ class Publisher:
         return [(self.topics.state, self._state)] if self._state is not None else []
 
     def _send(self, topic: str, payload: str) -> bool:
+        connects = self.stats.connects
         info = self.client.publish(topic, payload, qos=self.settings.qos, retain=True)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
-        try:
-            info.wait_for_publish(timeout=ACK_TIMEOUT_S)
-        except (RuntimeError, ValueError):
-            return False
-        if info.is_published():
-            self.stats.published += 1
-            return True
-        return False
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        # Short waits: a reconnect (whose _drop_stale forgets this message) or a stop ends the wait
+        # at once instead of holding the fresh values back for the whole ACK timeout.
+        while not info.is_published():
+            if self.stats.connects != connects or self._stop.is_set() or time.monotonic() >= deadline:
+                return False
+            try:
+                info.wait_for_publish(timeout=0.05)
+            except (RuntimeError, ValueError):
+                return False
+        self.stats.published += 1
+        return True
 
     def stop(self) -> None:
         """Publish ``offline`` (if connected), disconnect cleanly; bounded to ~1.5 s in total."""
