@@ -65,6 +65,7 @@ def bench_cache_dir() -> Path:
 
 def model_from_dir(bundle: Path) -> ModelChoice:
     """The choice made by the parent process, handed to a section as ``--model-dir``."""
+    bundle = bundle.resolve()  # the daemon runs in its own working directory
     kind = "shipped" if bundle.resolve() == default_bundle_dir().resolve() else "tiny test model"
     flt = bundle / FLOAT_FILE
     return ModelChoice(bundle, kind, flt if flt.is_file() else None)
