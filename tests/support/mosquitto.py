@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.support.procs import die_with_parent, register_cleanup
+from tests.support.procs import ServiceProcess, die_with_parent, register_cleanup
 from tests.support.tls import TlsBundle, make_tls_bundle
 
 __all__ = [
@@ -90,7 +90,7 @@ def _port_accepts(port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-class MosquittoBroker:
+class MosquittoBroker(ServiceProcess):
     """One ``mosquitto -c <conf>`` process with a generated config in ``workdir``.
 
     Args:
@@ -124,6 +124,8 @@ class MosquittoBroker:
         require_client_cert: bool = False,
         extra_config: list[str] | None = None,
     ) -> None:
+        super().__init__(workdir / "mosquitto.log")
+        self.stop_timeout_s = DEFAULT_STOP_TIMEOUT_S
         self.workdir = workdir
         self.users = dict(users or {})
         self.allow_anonymous = allow_anonymous
@@ -134,10 +136,7 @@ class MosquittoBroker:
         self.tls_port: int | None = None
         self.tls: TlsBundle | None = None
         self.conf_path = workdir / "mosquitto.conf"
-        self.log_path = workdir / "mosquitto.log"
         self.start_seconds: float | None = None  # wall time of the last start(), for reports
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
         self._prepared = False
         self._cleanup_registered = False
 
@@ -227,12 +226,12 @@ class MosquittoBroker:
 
     def _spawn(self, timeout: float) -> None:
         self._write_config()
-        self._log_file = self.log_path.open("ab")
+        self._log_handle = self.log_path.open("ab")
         t0 = time.monotonic()
         self._proc = subprocess.Popen(
             ["mosquitto", "-c", str(self.conf_path)],
             stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
+            stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             # Own process group: a Ctrl-C in the terminal must not kill the broker
             # before the test's teardown does.
@@ -256,23 +255,6 @@ class MosquittoBroker:
                 raise RuntimeError(f"mosquitto not ready on {ports} after {timeout}s:\n{self.log_text()}")
             time.sleep(0.005)
         self.start_seconds = time.monotonic() - t0
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running broker, or ``None``."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
-        """SIGTERM (clean shutdown: clients see the socket close), SIGKILL after ``timeout``."""
-        self._signal_and_wait(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: the broker vanishes without a goodbye (like a power cut)."""
-        self._signal_and_wait(signal.SIGKILL, DEFAULT_STOP_TIMEOUT_S)
 
     def restart(self, down_seconds: float = 0.0, *, hard: bool = False) -> None:
         """Stop (or kill, ``hard=True``), stay down ``down_seconds``, start on the same ports.
@@ -298,35 +280,6 @@ class MosquittoBroker:
         if self._proc is not None and self._proc.poll() is None:
             os.kill(self._proc.pid, signal.SIGCONT)
 
-    def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                # A paused broker would sit on SIGTERM forever.
-                os.kill(proc.pid, signal.SIGCONT)
-                os.kill(proc.pid, sig)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=DEFAULT_STOP_TIMEOUT_S)
-        self._reap()
-
-    def _reap(self) -> None:
-        self._proc = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def log_text(self) -> str:
-        """The broker's log so far (all starts appended), for assertion messages."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     # -- conveniences ------------------------------------------------------
 
     def url(self, *, tls: bool = False) -> str:
@@ -336,14 +289,6 @@ class MosquittoBroker:
                 raise ValueError("broker was created without tls=True")
             return f"mqtts://{self.host}:{self.tls_port}"
         return f"mqtt://{self.host}:{self.port}"
-
-    def __enter__(self) -> MosquittoBroker:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"MosquittoBroker(port={self.port}, tls_port={self.tls_port}, pid={self.pid})"

@@ -30,10 +30,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.support.procs import die_with_parent, register_cleanup
+from tests.support.procs import ServiceProcess, die_with_parent, register_cleanup
 
 __all__ = ["PulseServer", "pulse_available", "record_pyaudio"]
 
@@ -51,7 +50,7 @@ def pulse_available() -> str | None:
     return None
 
 
-class PulseServer:
+class PulseServer(ServiceProcess):
     """One ``pulseaudio`` daemon with its own ``XDG_RUNTIME_DIR`` and ``HOME`` under ``workdir``.
 
     Args:
@@ -66,6 +65,8 @@ class PulseServer:
     """
 
     def __init__(self, workdir: Path, *, sink_name: str = "vsink", rate: int = 44100, channels: int = 2) -> None:
+        super().__init__(workdir / "pulseaudio.log")
+        self.stop_timeout_s = DEFAULT_STOP_TIMEOUT_S
         self.workdir = workdir
         self.sink_name = sink_name
         self.source_name = f"{sink_name}.monitor"
@@ -74,11 +75,8 @@ class PulseServer:
         self.runtime_dir = workdir / "runtime"
         self.home_dir = workdir / "home"
         self.script_path = workdir / "pa.pa"
-        self.log_path = workdir / "pulseaudio.log"
         self.socket_path = self.runtime_dir / "pulse" / "native"
         self.start_seconds: float | None = None  # wall time of the last start(), for reports
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_handle: Any = None
         self._cleanup_registered = False
         self._keeper: subprocess.Popen[bytes] | None = None
         self._players: list[subprocess.Popen[bytes]] = []
@@ -204,39 +202,12 @@ class PulseServer:
         self.start_seconds = time.monotonic() - t0
         return self
 
-    @property
-    def pid(self) -> int | None:
-        """PID of the running daemon, or ``None``."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def kill(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
-        """SIGKILL the daemon: capture streams die mid-read, as when a USB mic is unplugged."""
-        self._signal_and_wait(signal.SIGKILL, timeout)
-
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop players, then the daemon (SIGTERM, SIGKILL after ``timeout`` s); idempotent."""
         for p in self._players:
             _stop_popen(p)
         self._players.clear()
         self._signal_and_wait(signal.SIGTERM, timeout)
-
-    def _signal_and_wait(self, sig: signal.Signals, timeout: float) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, sig)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
-        self._reap()
 
     def _start_keeper(self, deadline: float) -> None:
         # An idle null sink renders in ~2 s blocks (nobody asked for lower
@@ -291,17 +262,7 @@ class PulseServer:
         if self._keeper is not None:
             _stop_popen(self._keeper)
             self._keeper = None
-        self._proc = None
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-
-    def log_text(self) -> str:
-        """The daemon's log (appended across starts), for assertion messages."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        super()._reap()
 
     # -- audio -------------------------------------------------------------
 
@@ -335,14 +296,6 @@ class PulseServer:
             ["pactl", *args], env=self._full_env(), capture_output=True, text=True, timeout=timeout, check=True
         )
         return out.stdout
-
-    def __enter__(self) -> PulseServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"PulseServer(socket={self.socket_path}, pid={self.pid})"
