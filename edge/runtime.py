@@ -122,8 +122,14 @@ def _native_stderr_to_log() -> Iterator[None]:
     Without this, every start puts an ``INFO:`` line into journald and CLI output that is not ours.
     """
     sys.stderr.flush()
+    try:
+        sink_file = tempfile.TemporaryFile()
+    except OSError as exc:  # no writable temp dir (read-only or full): keep the banner rather than fail to load
+        log.debug("cannot divert native stderr (%s)", exc)
+        yield
+        return
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    with sink_file as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield

@@ -102,3 +102,17 @@ def test_damaged_bundles_fail_with_one_clear_line(bundle_copy: Path, damage, nee
     with pytest.raises(ModelBundleError, match=needle) as info:
         load_bundle(bundle_copy)
     assert "\n" not in str(info.value)
+
+
+def test_a_model_loads_even_without_a_writable_temp_dir(tiny_bundle: Path, tmp_path: Path) -> None:
+    # The runtime diverts the C++ banner through a temp file; a read-only or full /tmp must not stop loading.
+    code = (
+        "import tempfile, numpy as np\n"
+        "tempfile.tempdir = '/proc'\n"  # nothing can be created there, even as root
+        "from edge.bundle import load_bundle\n"
+        f"b = load_bundle({str(tiny_bundle)!r})\n"
+        "print(round(float(b.model.predict(np.zeros(b.spec.input_shape, np.float32)).sum()), 3))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "1.0"
