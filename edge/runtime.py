@@ -25,10 +25,12 @@ from edge.errors import ModelBundleError
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+# (module to import, attribute path to the Interpreter class). TensorFlow's is reached as the attribute
+# ``tf.lite.Interpreter``: importing the submodule ``tensorflow.lite`` gives a package without it (TF 2.21).
 _MODULES = {
-    "ai_edge_litert": "ai_edge_litert.interpreter",
-    "tflite_runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",
+    "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter"),
+    "tensorflow": ("tensorflow", "lite.Interpreter"),
 }
 
 
@@ -40,12 +42,15 @@ def load_interpreter_class(runtime: str | None = None) -> tuple[Any, str]:
     for name in candidates:
         if name not in _MODULES:
             raise ModelBundleError(f"unknown TFLite runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
+        module_name, attr_path = _MODULES[name]
         try:
-            module = importlib.import_module(_MODULES[name])
-        except ImportError as exc:
+            found: Any = importlib.import_module(module_name)
+            for attr in attr_path.split("."):
+                found = getattr(found, attr)
+        except (ImportError, AttributeError) as exc:
             errors.append(f"{name}: {exc}")
             continue
-        return module.Interpreter, name
+        return found, name
     raise ModelBundleError("no TFLite runtime is installed (" + "; ".join(errors) + ")")
 
 
@@ -123,7 +128,7 @@ def _native_stderr_to_log() -> Iterator[None]:
     """
     sys.stderr.flush()
     try:
-        sink_file = tempfile.TemporaryFile()
+        sink_file = tempfile.TemporaryFile()  # noqa: SIM115 -- entered below, once we know it exists
     except OSError as exc:  # no writable temp dir (read-only or full): keep the banner rather than fail to load
         log.debug("cannot divert native stderr (%s)", exc)
         yield

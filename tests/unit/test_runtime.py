@@ -74,6 +74,19 @@ def test_lite_runtimes_load_without_importing_tensorflow(tiny_bundle: Path, runt
     assert proc.stdout.split() == [runtime, "1.0"]
 
 
+def test_tensorflow_is_the_last_resort_runtime_and_works(tiny_bundle: Path) -> None:
+    # Only on a PC with the train extra; checked in a subprocess because tensorflow breaks tflite_runtime.
+    code = (
+        "import numpy as np\n"
+        "from edge.bundle import load_bundle\n"
+        f"b = load_bundle({str(tiny_bundle)!r}, runtime='tensorflow')\n"
+        "print(b.model.runtime, round(float(b.model.predict(np.zeros(b.spec.input_shape, np.float32)).sum()), 3))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["tensorflow", "1.0"]
+
+
 def _rewrite_spec(bundle: Path, **changes: object) -> None:
     doc = json.loads((bundle / "model.json").read_text())
     doc["feature_spec"].update(changes)
