@@ -8,7 +8,6 @@ order, and their samples are merged: slow drift of a shared machine then hits ev
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -29,22 +28,11 @@ LABELS = {"ai_edge_litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"
 def worker(model_path: Path, bundle: Path, runtime: str, threads: int, repeats: int) -> dict[str, Any]:
     """Load one model with one runtime and time ``predict`` on a real normalised window."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from edge import runtime as edge_runtime
     from edge.bundle import read_bundle_json
     from edge.features import mfcc, normalize_window
     from edge.runtime import TfliteModel
 
-    if runtime == "tensorflow":
-        import tensorflow as tf
-
-        # edge.runtime imports the *package* tensorflow.lite, which has no Interpreter in TF >= 2.20 (only the
-        # lazily built tf.lite API namespace has it): point it at the class tf.lite.Interpreter really is.
-        if not hasattr(importlib.import_module("tensorflow.lite"), "Interpreter") and hasattr(tf.lite, "Interpreter"):
-            edge_runtime._MODULES["tensorflow"] = tf.lite.Interpreter.__module__
-
-    note = ""
-    if runtime == "tensorflow" and edge_runtime._MODULES["tensorflow"] != "tensorflow.lite":
-        note = "via tf.lite.Interpreter (edge.runtime's import of tensorflow.lite fails on TF 2.21)"
+    note = "via tf.lite.Interpreter" if runtime == "tensorflow" else ""
     spec, _ = read_bundle_json(bundle)
     frames = mfcc(music_like(4.0, spec.sample_rate), spec)[: spec.frames_per_window]
     window = normalize_window(frames, spec)
