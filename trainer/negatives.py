@@ -26,6 +26,7 @@ import numpy.typing as npt
 import soundfile as sf
 import soxr
 
+from trainer.dataset import Clip, file_sha256
 from trainer.noises import colored_noise, mains_hum
 
 FloatArray = npt.NDArray[np.float32]
@@ -156,3 +157,10 @@ def write_negative_clips(root: pathlib.Path, count: int, *, seed: int, purpose: 
         sf.write(part, clip, sample_rate, subtype="PCM_16")
         os.replace(part, path)  # atomic: parallel runs never read half a clip
     return folder
+
+
+def negative_clips(root: pathlib.Path, count: int, *, seed: int, sample_rate: int = 22050) -> list[Clip]:
+    """``count`` training clips of the reject class as trainer Clips (written on first use, then reused)."""
+    folder = write_negative_clips(root, count, seed=seed, purpose="train", sample_rate=sample_rate)
+    paths = sorted((folder / NEGATIVE_LABEL).glob(f"{NEGATIVE_LABEL}.*.wav"))[:count]
+    return [Clip(clip_id=p.stem, genre=NEGATIVE_LABEL, path=p, sha256=file_sha256(p)) for p in paths]

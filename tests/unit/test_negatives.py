@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from trainer.dataset import discover
-from trainer.negatives import CLIP_SECONDS, KINDS, NEGATIVE_LABEL, TEXTS, VOICES, negative_clip, write_negative_clips
+from trainer.negatives import (
+    CLIP_SECONDS,
+    KINDS,
+    NEGATIVE_LABEL,
+    TEXTS,
+    VOICES,
+    negative_clip,
+    negative_clips,
+    write_negative_clips,
+)
 
 SR = 22050
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -74,3 +83,9 @@ def test_bad_kind_and_purpose_are_named() -> None:
         negative_clip("thunder", SR, np.random.default_rng(0), "train")
     with pytest.raises(ValueError, match="valid purposes"):
         negative_clip("noise", SR, np.random.default_rng(0), "test")
+
+
+def test_negative_clips_are_trainer_clips_of_the_reject_class(tmp_path: Path) -> None:
+    clips = negative_clips(tmp_path, 2, seed=7)
+    assert [c.clip_id for c in clips] == [f"{NEGATIVE_LABEL}.00000", f"{NEGATIVE_LABEL}.00001"]
+    assert all(c.genre == NEGATIVE_LABEL and c.path.is_file() and len(c.sha256) == 64 for c in clips)
