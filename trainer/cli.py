@@ -7,6 +7,7 @@ Exit codes (edge.errors): 0 ok, 2 usage, 65 bad data (no audio, one genre, bad m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 import sys
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _recipe(name: str, args: argparse.Namespace) -> Recipe:
     if args.quick:
         return get_recipe(name, epochs=args.epochs or 2, aug_copies=min(RECIPES[name].aug_copies, 1),
-                          crops_per_clip=6)
+                          crops_per_clip=6, negatives=min(RECIPES[name].negatives, 3) or None)
     return get_recipe(name, epochs=args.epochs)
 
 
@@ -118,6 +119,12 @@ def _train(args: argparse.Namespace, command: str) -> int:
     data_dir, cache, severities = _setup(args)
     recipe = _recipe(args.recipe, args)
     clips, skipped = find_clips(data_dir, args.quick)
+    if recipe.negatives and args.split == "clip":
+        from trainer.negatives import NEGATIVE_LABEL, negative_clips
+
+        if any(c.genre == NEGATIVE_LABEL for c in clips):
+            raise UsageError(f"{data_dir}: genre {NEGATIVE_LABEL!r} is reserved for the reject class")
+        clips = [*clips, *negative_clips(cache / "negatives", recipe.negatives, seed=args.seed)]
     labels = tuple(sorted({c.genre for c in clips}))
     if args.split == "segment":
         return _train_leaky(args, command, recipe, clips, skipped, cache, data_dir)
@@ -133,7 +140,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
     from trainer.ship import ship
 
     shipped = ship(recipe, data, args.out, seed=args.seed, threads=args.threads, severities=severities,
-                   test_fraction=args.test_fraction, command=command, save_float=args.save_float)
+                   test_fraction=args.test_fraction, command=command, save_float=args.save_float, cache_dir=cache)
     shipped["wall_seconds"] = time.perf_counter() - started
     history = shipped.pop("history")
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], data.labels,
@@ -175,7 +182,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
     started = time.perf_counter()
     data_dir, cache, severities = _setup(args)
-    recipes = {name: _recipe(name, args) for name in RECIPES}
+    # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
+    recipes = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
     clips, skipped = find_clips(data_dir, args.quick)
     labels = tuple(sorted({c.genre for c in clips}))
     variants = ["clean", *eval_variants(severities), *aug_variants(recipes["default"], severities)]

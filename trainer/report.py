@@ -94,6 +94,22 @@ def _per_genre_recipes(recipes: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _false_genre_lines(fg: dict[str, Any]) -> list[str]:
+    """Non-music published as a genre, per condition and kind of clip (trainer.reject)."""
+    if not fg:
+        return []
+    kinds = list(next(iter(fg.values()))["by_kind"])
+    first = next(iter(fg.values()))
+    lines = [f"Not music — {first['clips']} clips of speech and household noise in voices and sentences never used "
+             "in training, decided exactly as the daemon decides (silence gate, smoothing, confidence gate, "
+             "hysteresis): % of windows published as a genre (lower is better).", "",
+             "| condition | all | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 2) + "|"]
+    for cond, v in fg.items():
+        lines.append(f"| {cond} | {100 * v['false_genre_rate']:.1f} | "
+                     + " | ".join(f"{100 * v['by_kind'].get(k, 0.0):.0f}" for k in kinds) + " |")
+    return [*lines, ""]
+
+
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
     data = doc.get("data")
@@ -131,6 +147,7 @@ def render_md(doc: dict[str, Any]) -> str:
         if len(rob) > 1:
             out += ["Held-out clips through the room chain (int8, clip macro %): " +
                     ", ".join(f"{k} {_pct(v['clip_macro_accuracy'])}" for k, v in rob.items()), ""]
+        out += _false_genre_lines(shipped.get("false_genre", {}))
         out += ["Per genre (clip level, int8, held-out test):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
                 "![confusion](confusion.png) ![curves](curves.png)", "",
                 f"Rebuild: `{shipped['command']}`", ""]

@@ -42,7 +42,7 @@ def holdout(data: Data, split: str, seed: int, test_fraction: float) -> tuple[In
 
 
 def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | None, severities: Sequence[str],
-         test_fraction: float, command: str, save_float: bool = False) -> dict[str, Any]:
+         test_fraction: float, command: str, cache_dir: Path, save_float: bool = False) -> dict[str, Any]:
     """Train, export, verify and write ``out/model.tflite`` + ``model.json`` (+ split.json); return the report."""
     train_idx, test_idx, split_record = holdout(data, "clip", seed, test_fraction)
     result = fit_and_evaluate(recipe, data, train_idx, test_idx, seed=seed, threads=threads,
@@ -77,6 +77,10 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
         if cond == CONDITIONS_CLEAN:
             int8_clip_pred = q.clip_pred
     assert parity_result is not None
+    from trainer.reject import false_genre_report
+
+    false_genre = false_genre_report(lambda w: run_tflite(int8_bytes, prepare(w, spec, recipe)), spec,
+                                     cache_dir=cache_dir, severities=severities, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(int8_bytes)
     if save_float:
@@ -114,6 +118,7 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
         "train_clips": len(train_idx),
         "test_clips": len(test_idx),
         "robustness_int8": {k: v for k, v in per_condition.items() if k != "float"},
+        "false_genre": false_genre,
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
         "history": trained.history,
