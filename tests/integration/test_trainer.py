@@ -57,6 +57,11 @@ def test_quick_training_gives_a_loadable_int8_bundle(quick_run: tuple[Path, Path
     shipped = report["shipped"]
     for key in ("clip_accuracy_float", "clip_accuracy_int8", "int8_float_top1_agreement"):
         assert 0.0 <= shipped[key] <= 1.0
+    # The reject class: learned from synthetic non-music, measured on unseen voices as the daemon decides.
+    assert "unknown" in bundle.spec.labels
+    assert report["data"]["counts"]["unknown"] == 3
+    assert 0.0 <= shipped["false_genre"]["clean"]["false_genre_rate"] <= 1.0
+    assert shipped["false_genre"]["clean"]["windows"] > 0
     assert shipped["tflite_bytes"] == (out / "model.tflite").stat().st_size
     split = json.loads((out / "split.json").read_text())
     assert split["by"] == "clip"
