@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
+from edge.bundle import default_bundle_dir
 from tests.integration.conftest import DaemonProc, daemon_command, run_cli
 from tests.support.mosquitto import MosquittoBroker, MqttProbe
 from tests.support.pulse import PulseServer
@@ -138,12 +139,15 @@ def _empty(bundle: Path) -> None:
         f.unlink()
 
 
+# The shipped model's output count (10 genres + the reject class today); the cases derive from it.
+SHIPPED_LABELS = len(json.loads((default_bundle_dir() / "model.json").read_text())["feature_spec"]["labels"])
+
 MODEL_CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("empty bundle dir", _empty, "model.json: missing"),
     ("no model.tflite", lambda b: os.remove(b / "model.tflite"), "model.tflite: missing"),
     ("truncated tflite", _truncate, "not a loadable TFLite model"),
     ("shape mismatch", lambda b: _edit_spec(b, lambda s: s.update(window_s=5.0)), "does not fit the spec's"),
-    ("labels mismatch", lambda b: _edit_spec(b, lambda s: s.update(labels=s["labels"][:-1])), "outputs but the spec lists 9 labels"),
+    ("labels mismatch", lambda b: _edit_spec(b, lambda s: s.update(labels=s["labels"][:-1])), f"model has {SHIPPED_LABELS} outputs but the spec lists {SHIPPED_LABELS - 1} labels"),
     ("spec from the future", lambda b: _edit_spec(b, lambda s: s.update(spec_version=99)), "spec_version 99 is newer"),
     ("spec not JSON", lambda b: (b / "model.json").write_text("{nope"), "invalid JSON"),
 ]  # fmt: skip
