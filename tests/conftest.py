@@ -30,7 +30,8 @@ import pytest
 
 from tests.support import audio
 from tests.support.ha_schema import HaSchemaUnavailable, HaSchemaValidator
-from tests.support.mosquitto import MosquittoBroker, MqttProbe, mosquitto_available, unique_prefix
+from tests.support.mosquitto import MosquittoBroker, mosquitto_available
+from tests.support.mqtt_client import MqttProbe, unique_prefix
 from tests.support.pulse import PulseServer, pulse_available
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

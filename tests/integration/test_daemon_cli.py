@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import DaemonProc, run_cli, state_of
-from tests.support.mosquitto import MosquittoBroker, MqttProbe
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "genre-daemon.service"

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import DaemonProc, state_of
-from tests.support.mosquitto import MosquittoBroker, MqttProbe
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe
 
 LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 OPTIONS = {*LABELS, "silence", "unknown"}

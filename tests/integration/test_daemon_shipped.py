@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import DaemonProc
-from tests.support.mosquitto import MqttProbe
+from tests.support.mqtt_client import MqttProbe
 
 # Held out from training in the shipped model's split.json (clip-level accuracy there is the trainer's
 # business; this checks the daemon's streaming path gives the model what it was trained on).

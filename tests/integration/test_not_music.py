@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.integration.conftest import DaemonProc
-from tests.support.mosquitto import MqttProbe
+from tests.support.mqtt_client import MqttProbe
 from trainer.negatives import negative_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

@@ -23,7 +23,8 @@ import soundfile as sf
 
 from edge.bundle import default_bundle_dir
 from tests.integration.conftest import DaemonProc, daemon_command, run_cli
-from tests.support.mosquitto import MosquittoBroker, MqttProbe
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe
 from tests.support.pulse import PulseServer
 
 OPTIONS = {

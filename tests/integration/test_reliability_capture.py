@@ -20,7 +20,7 @@ from daemon.mic import MicSource
 from daemon.settings import PipelineSettings, SourceSettings
 from tests.integration.conftest import DaemonProc
 from tests.support.audio import dominant_frequency
-from tests.support.mosquitto import MqttMessage, MqttProbe
+from tests.support.mqtt_client import MqttMessage, MqttProbe
 from tests.support.pulse import PulseServer
 
 LABELS = {"blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"}

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import DaemonProc, state_of
-from tests.support.mosquitto import MosquittoBroker, MqttMessage, MqttProbe
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttMessage, MqttProbe
 from tests.support.pulse import PulseServer
 
 FAST = ["--speed", "20", "--loop", "--hop", "0.5"]

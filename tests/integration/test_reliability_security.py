@@ -19,7 +19,8 @@ import pytest
 
 from tests.integration.conftest import DaemonProc, state_of
 from tests.integration.test_daemon_cli import unit_for_this_machine
-from tests.support.mosquitto import MosquittoBroker, MqttProbe
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe
 
 FAST = ["--speed", "20", "--loop", "--hop", "0.5"]
 SECRET = "S3cr3t-Pa55-never-printed"

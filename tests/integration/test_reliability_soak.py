@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import DaemonProc, state_of
-from tests.support.mosquitto import MqttMessage, MqttProbe
+from tests.support.mqtt_client import MqttMessage, MqttProbe
 
 AUDIO_TARGET_S = 6 * 3600.0
 WALL_LIMIT_S = 230.0

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.support.audio import dominant_frequency, rms_dbfs
-from tests.support.mosquitto import MosquittoBroker, MqttProbe, try_connect
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe, try_connect
 from tests.support.pulse import PulseServer, record_pyaudio
 
 ProbeFactory = Callable[..., MqttProbe]
