@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.credentials import CredentialError, file_problem, read_password
 from daemon.errors import ConfigError
 from daemon.topics import default_device_id, topic_prefix_problem, topic_segment_problem
 
@@ -350,7 +351,10 @@ def _finish(s: Settings, sections: dict[str, dict[str, tuple[Any, str]]], env: A
         raise c.fail("mqtt.key_file", "needs mqtt.cert_file as well")
     if mq.tls_insecure and not mq.tls:
         raise c.fail("mqtt.tls_insecure", "is true but mqtt.tls is false")
-    password = _read_password(c, mq, env)
+    try:
+        password = read_password(mq.password_file, env)
+    except CredentialError as exc:
+        raise c.fail(exc.key, exc.problem) from None
     if password and not mq.username:
         raise c.fail("mqtt.username", "a password is configured but no username")
     device_id = mq.device_id or default_device_id()
@@ -369,35 +373,9 @@ def _finish(s: Settings, sections: dict[str, dict[str, tuple[Any, str]]], env: A
 
 
 def _require_file(c: _Checker, key: str, value: str) -> None:
-    p = Path(value)
-    if not p.exists():
-        raise c.fail(key, f"{value}: no such file")
-    if not p.is_file():
-        raise c.fail(key, f"{value}: not a regular file")
-    if not os.access(p, os.R_OK):
-        raise c.fail(key, f"{value}: not readable")
-
-
-def _read_password(c: _Checker, mq: MqttSettings, env: Any) -> str:
-    """The password from ``password_file``, else ``$CREDENTIALS_DIRECTORY/mqtt_password``, else ''."""
-    if mq.password_file:
-        _require_file(c, "mqtt.password_file", mq.password_file)
-        path = Path(mq.password_file)
-    else:
-        cred_dir = env.get("CREDENTIALS_DIRECTORY")
-        if not cred_dir or not (Path(cred_dir) / "mqtt_password").is_file():
-            return ""
-        path = Path(cred_dir) / "mqtt_password"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise c.fail("mqtt.password_file", f"{path}: cannot read ({type(exc).__name__})") from None
-    # Editors and `echo` add a final newline that is never part of the password.
-    password = text.rstrip("\r\n")
-    if not password and mq.password_file:
-        raise c.fail("mqtt.password_file", f"{path}: is empty")
-    # An empty credential is the unit's SetCredential= default: "no password", not an error.
-    return password
+    problem = file_problem(value)
+    if problem:
+        raise c.fail(key, problem)
 
 
 def check_against_model(settings: Settings, window_s: float) -> None:
