@@ -35,7 +35,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.procs import ServiceProcess, die_with_parent, register_cleanup
+from tests.support.procs import ServiceProcess
 from tests.support.tls import TlsBundle, make_tls_bundle
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_available"]
@@ -119,7 +119,6 @@ class MosquittoBroker(ServiceProcess):
         self.conf_path = workdir / "mosquitto.conf"
         self.start_seconds: float | None = None  # wall time of the last start(), for reports
         self._prepared = False
-        self._cleanup_registered = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -207,21 +206,9 @@ class MosquittoBroker(ServiceProcess):
 
     def _spawn(self, timeout: float) -> None:
         self._write_config()
-        self._log_handle = self.log_path.open("ab")
         t0 = time.monotonic()
-        self._proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            # Own process group: a Ctrl-C in the terminal must not kill the broker
-            # before the test's teardown does.
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
-        if not self._cleanup_registered:
-            register_cleanup(self.kill)
-            self._cleanup_registered = True
+        self._launch(["mosquitto", "-c", str(self.conf_path)], at_exit=self.kill)
+        assert self._proc is not None
         ports = [self.port] + ([self.tls_port] if self.tls_port else [])
         deadline = t0 + timeout
         while True:

@@ -78,9 +78,30 @@ class ServiceProcess:
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_handle: Any = None
+        self._cleanup_registered = False
 
     def start(self) -> Self:
         raise NotImplementedError
+
+    def _launch(self, cmd: list[str], at_exit: Callable[[], None], env: dict[str, str] | None = None) -> None:
+        """Start ``cmd`` logging into ``log_path``; it dies with the test run even if teardown never runs.
+
+        Own session: a Ctrl-C in the terminal must not kill the service before the test's teardown does.
+        ``at_exit`` runs at interpreter exit (registered once per object).
+        """
+        self._log_handle = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+        if not self._cleanup_registered:
+            register_cleanup(at_exit)
+            self._cleanup_registered = True
 
     @property
     def pid(self) -> int | None:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import ServiceProcess, die_with_parent, register_cleanup
+from tests.support.procs import ServiceProcess, die_with_parent
 
 __all__ = ["PulseServer", "pulse_available", "record_pyaudio"]
 
@@ -77,7 +77,6 @@ class PulseServer(ServiceProcess):
         self.script_path = workdir / "pa.pa"
         self.socket_path = self.runtime_dir / "pulse" / "native"
         self.start_seconds: float | None = None  # wall time of the last start(), for reports
-        self._cleanup_registered = False
         self._keeper: subprocess.Popen[bytes] | None = None
         self._players: list[subprocess.Popen[bytes]] = []
 
@@ -152,8 +151,7 @@ class PulseServer(ServiceProcess):
         # PID still "exists" and the next start fails with "Daemon already running".
         # As a child we stop it by PID and reap it ourselves. As root pulse logs
         # "not intended to be run as root" and carries on.
-        self._log_handle = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
+        self._launch(
             [
                 "pulseaudio",
                 "--daemonize=no",
@@ -168,16 +166,10 @@ class PulseServer(ServiceProcess):
                 "--log-level=info",
                 "--log-time=yes",
             ],
+            at_exit=self.stop,
             env=self._full_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
         )
-        if not self._cleanup_registered:
-            register_cleanup(self.stop)
-            self._cleanup_registered = True
+        assert self._proc is not None
         deadline = t0 + timeout
         while True:
             if self._proc.poll() is not None:
