@@ -54,33 +54,53 @@ def to_tflite(model: Any, representative: FloatArray | None) -> bytes:
         return bytes(converter.convert())
 
 
+class TfliteRunner:
+    """One tf.lite.Interpreter (built once), int8 (de)quantised like edge; the trainer's stand-in for edge.runtime.
+
+    The trainer has tensorflow imported, which breaks tflite_runtime in the same process, so it runs
+    exported models through tf.lite instead.
+    """
+
+    def __init__(self, model: Path | bytes) -> None:
+        import tensorflow as tf
+
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        if isinstance(model, bytes):
+            self._interp = tf.lite.Interpreter(model_content=model, num_threads=1)
+        else:
+            self._interp = tf.lite.Interpreter(model_path=str(model), num_threads=1)
+        self._interp.allocate_tensors()
+        self._in, self._out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        """Probabilities (n, labels) for each model input (n, ...)."""
+        inp, out = self._in, self._out
+        in_scale, in_zero = inp["quantization"]
+        out_scale, out_zero = out["quantization"]
+        result = np.zeros((inputs.shape[0], int(np.prod(out["shape"]))), dtype=np.float32)
+        for i in range(inputs.shape[0]):
+            x = inputs[i].reshape(inp["shape"]).astype(np.float32)
+            if in_scale:
+                x = np.clip(np.rint(x / in_scale) + in_zero, -128, 127)
+            self._interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
+            self._interp.invoke()
+            y = self._interp.get_tensor(out["index"]).reshape(-1).astype(np.float32)
+            if out_scale:
+                y = (y - out_zero) * out_scale
+            y = np.clip(y, 0.0, None)
+            total = float(y.sum())
+            result[i] = y / total if total > 0 else 1.0 / y.size
+        return result
+
+    def predict(self, window: FloatArray) -> FloatArray:
+        """One model input -> probabilities: the ``predict`` contract of edge.runtime.TfliteModel."""
+        probs: FloatArray = self(window[None])[0]
+        return probs
+
+
 def run_tflite(model_path: Path | bytes, inputs: FloatArray) -> FloatArray:
     """Probabilities for each model input (n, ...) via tf.lite.Interpreter, int8 (de)quantised like edge."""
-    import tensorflow as tf
-
-    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-    if isinstance(model_path, bytes):
-        interp = tf.lite.Interpreter(model_content=model_path, num_threads=1)
-    else:
-        interp = tf.lite.Interpreter(model_path=str(model_path), num_threads=1)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
-    result = np.zeros((inputs.shape[0], int(np.prod(out["shape"]))), dtype=np.float32)
-    for i in range(inputs.shape[0]):
-        x = inputs[i].reshape(inp["shape"]).astype(np.float32)
-        if in_scale:
-            x = np.clip(np.rint(x / in_scale) + in_zero, -128, 127)
-        interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        interp.invoke()
-        y = interp.get_tensor(out["index"]).reshape(-1).astype(np.float32)
-        if out_scale:
-            y = (y - out_zero) * out_scale
-        y = np.clip(y, 0.0, None)
-        total = float(y.sum())
-        result[i] = y / total if total > 0 else 1.0 / y.size
-    return result
+    return TfliteRunner(model_path)(inputs)
 
 
 @dataclass

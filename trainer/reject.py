@@ -1,27 +1,26 @@
 """The false-genre rate: how often the device would announce a genre for speech or household noise.
 
-Measured as the daemon decides, not as a classifier scores: every clip goes through the same window
-grid, silence gate, log-probability smoother, confidence gate and hysteresis as ``genre-daemon`` with
-its default settings (the pure functions are imported from ``daemon``), fed by the int8 model. Clips
-are the reject class's *eval* material (voices and sentences never used in training), clean and through
-the room chain, so the figure says what a living room will see.
+Measured as the daemon decides, not as a classifier scores: every clip is pushed through the daemon's
+own ``Classifier`` (streaming MFCC, hop grid, silence gate, log-probability smoother, confidence gate,
+hysteresis) with its default settings, fed by the int8 model. Clips are the reject class's *eval*
+material (voices and sentences never used in training), clean and through the room chain, so the
+figure says what a living room will see.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from daemon.gates import SILENCE, UNKNOWN, candidate_label, dbfs_from_mean_square, is_silent
+from daemon.gates import SILENCE, UNKNOWN
+from daemon.pipeline import Classifier, Model
 from daemon.settings import PipelineSettings
-from daemon.smoothing import Hysteresis, LogProbSmoother
 from edge.audio import load_audio
-from edge.features import mfcc, window_starts
 from edge.spec import FeatureSpec
 from trainer.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
 
@@ -30,43 +29,24 @@ FloatArray = npt.NDArray[np.float32]
 NOT_A_GENRE = (SILENCE, UNKNOWN, NEGATIVE_LABEL)
 
 
-def daemon_verdicts(window_probs: FloatArray, window_dbfs: Sequence[float], labels: tuple[str, ...],
+def daemon_verdicts(audio: FloatArray, spec: FeatureSpec, model: Model,
                     settings: PipelineSettings | None = None) -> list[str]:
-    """What the daemon would publish after each window: a genre, ``silence`` or ``unknown``."""
-    s = settings or PipelineSettings()
-    smoother = LogProbSmoother(len(labels), s.smoothing_windows)
-    hysteresis = Hysteresis(s.hysteresis_windows)
-    published = []
-    for probs, level in zip(window_probs, window_dbfs, strict=True):
-        if is_silent(level, s.silence_dbfs):
-            smoother.reset()  # as the daemon does: music after a pause starts fresh
-            candidate = SILENCE
-        else:
-            smoothed = smoother.push(probs)
-            best = int(np.argmax(smoothed))
-            candidate = candidate_label(labels[best], float(smoothed[best]), s.min_confidence)
-        published.append(hysteresis.update(candidate)[0])
-    return published
+    """What ``genre-daemon`` would publish after each window of ``audio``: the daemon's own Classifier.
+
+    ``audio`` is mono at ``spec.sample_rate``, pushed in 0.1 s chunks as a microphone would deliver it.
+    """
+    classifier = Classifier(spec, model, settings or PipelineSettings())
+    chunk = max(1, spec.sample_rate // 10)
+    results = (classifier.push(audio[i : i + chunk]) for i in range(0, audio.size, chunk))
+    return [r.published for r in results if r is not None]
 
 
-def windows_with_levels(audio: FloatArray, spec: FeatureSpec) -> tuple[FloatArray, list[float]]:
-    """The raw MFCC windows of ``audio`` on the daemon's hop grid, and each window's RMS level in dBFS."""
-    frames = mfcc(audio, spec)
-    starts = list(window_starts(frames.shape[0], spec))
-    windows = np.stack([frames[s : s + spec.frames_per_window] for s in starts])
-    levels = []
-    for s in starts:
-        span = audio[s * spec.hop_length : s * spec.hop_length + spec.window_span_samples].astype(np.float64)
-        levels.append(dbfs_from_mean_square(float(np.mean(span**2))))
-    return windows, levels
-
-
-def false_genre_report(probs_fn: Callable[[FloatArray], FloatArray], spec: FeatureSpec, *, cache_dir: Path,
-                       severities: Sequence[str], count: int = 24, seed: int = 0) -> dict[str, Any]:
+def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, severities: Sequence[str],
+                       count: int = 24, seed: int = 0) -> dict[str, Any]:
     """False-genre rate (fraction of windows published as a genre) per condition, overall and per kind.
 
-    ``probs_fn`` maps raw MFCC windows (n, frames, n_mfcc) to probabilities (n, labels) — the int8
-    model with the recipe's input preparation.
+    ``model`` maps one normalised window to probabilities, as edge.runtime.TfliteModel does (in the
+    trainer: trainer.export.TfliteRunner over the int8 model).
     """
     from trainer.dataset import variant_seed
     from trainer.degrade import degrade
@@ -83,8 +63,7 @@ def false_genre_report(probs_fn: Callable[[FloatArray], FloatArray], spec: Featu
             if condition != "clean":
                 audio = degrade(audio, spec.sample_rate, condition, variant_seed(path.name, "reject", condition),
                                 purpose="eval", cache_dir=cache_dir)
-            windows, levels = windows_with_levels(audio, spec)
-            verdicts = daemon_verdicts(probs_fn(windows), levels, spec.labels)
+            verdicts = daemon_verdicts(audio, spec, model)
             genre_windows = sum(v not in NOT_A_GENRE for v in verdicts)
             kind = KINDS[i % len(KINDS)]
             by_kind[kind][0] += genre_windows

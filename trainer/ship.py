@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from edge.bundle import MODEL_FILE, write_bundle_json
 from trainer.evaluate import ClipWindows, score
-from trainer.export import check_parity, run_tflite, to_tflite
+from trainer.export import TfliteRunner, check_parity, run_tflite, to_tflite
 from trainer.metrics import confusion, per_class
 from trainer.pipeline import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate
 from trainer.recipes import Recipe
@@ -79,8 +79,8 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
     assert parity_result is not None
     from trainer.reject import false_genre_report
 
-    false_genre = false_genre_report(lambda w: run_tflite(int8_bytes, prepare(w, spec, recipe)), spec,
-                                     cache_dir=cache_dir, severities=severities, seed=seed)
+    false_genre = false_genre_report(TfliteRunner(int8_bytes), spec, cache_dir=cache_dir, severities=severities,
+                                     seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(int8_bytes)
     if save_float:
