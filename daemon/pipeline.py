@@ -73,7 +73,7 @@ class Classifier:
         self.spec = spec
         self.model = model
         self.settings = settings
-        self.hop_frames = max(1, round(settings.hop_s * spec.sample_rate / spec.hop_length))
+        self.hop_frames = spec.frames_for(settings.hop_s)
         self.mfcc = StreamingMfcc(spec)
         self.ring = SampleRing(spec.window_span_samples)
         self.smoother = LogProbSmoother(len(spec.labels), settings.smoothing_windows)

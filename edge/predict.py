@@ -41,7 +41,7 @@ def _hop_frames(bundle: Bundle, hop_s: float | None) -> int:
         return spec.hop_frames
     if not 0 < hop_s <= spec.window_s:
         raise GenreError(f"--hop must be in (0, {spec.window_s}] seconds, got {hop_s}")
-    return max(1, round(hop_s * spec.sample_rate / spec.hop_length))
+    return spec.frames_for(hop_s)
 
 
 def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowResult]:

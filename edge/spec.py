@@ -71,7 +71,11 @@ class FeatureSpec:
     @property
     def hop_frames(self) -> int:
         """Frames between consecutive windows (``hop_s`` rounded to the frame grid, at least 1)."""
-        return max(1, round(self.hop_s * self.sample_rate / self.hop_length))
+        return self.frames_for(self.hop_s)
+
+    def frames_for(self, seconds: float) -> int:
+        """``seconds`` rounded to the frame grid (at least one frame): how a hop in seconds becomes frames."""
+        return max(1, round(seconds * self.sample_rate / self.hop_length))
 
     @property
     def input_shape(self) -> tuple[int, int]:
