@@ -19,7 +19,7 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import Bundle, load_bundle
 from edge.classify import WindowResult, classify_signal, verdict
-from edge.errors import EX_USAGE, AudioDecodeError, GenreError
+from edge.errors import AudioDecodeError, GenreError, UsageError
 from edge.scoring import top_k
 
 
@@ -40,7 +40,7 @@ def _hop_frames(bundle: Bundle, hop_s: float | None) -> int:
     if hop_s is None:
         return spec.hop_frames
     if not 0 < hop_s <= spec.window_s:
-        raise GenreError(f"--hop must be in (0, {spec.window_s}] seconds, got {hop_s}")
+        raise UsageError(f"--hop must be in (0, {spec.window_s}] seconds, got {hop_s}")
     return spec.frames_for(hop_s)
 
 
@@ -101,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(args.model, num_threads=args.threads)
         hop_frames = _hop_frames(bundle, args.hop)
     except GenreError as exc:
-        code = EX_USAGE if type(exc) is GenreError else exc.exit_code
         print(f"genre-predict: {exc}", file=sys.stderr)
-        return code
+        return exc.exit_code
     status = 0
     emit = emit_json if args.json else emit_table
     for path in args.audio:

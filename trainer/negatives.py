@@ -17,17 +17,15 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import shutil
-import subprocess
 import tempfile
 
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
-import soxr
 
+from edge.audio import load_audio
 from trainer.dataset import Clip, file_sha256
-from trainer.noises import colored_noise, mains_hum
+from trainer.noises import colored_noise, mains_hum, render_espeak
 
 FloatArray = npt.NDArray[np.float32]
 NEGATIVE_LABEL = "unknown"
@@ -67,17 +65,10 @@ TEXTS: dict[str, tuple[str, ...]] = {
 
 
 def _espeak(voice: str, wpm: int, pitch: int, text: str, sample_rate: int) -> FloatArray:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed; the 'unknown' class needs it (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "speech.wav"
-        subprocess.run([exe, "-v", voice, "-s", str(wpm), "-p", str(pitch), "-w", str(out), text],
-                       check=True, capture_output=True, timeout=60)
-        speech, rate = sf.read(out, dtype="float32")
-    if rate != sample_rate:
-        speech = soxr.resample(speech, rate, sample_rate)
-    return np.asarray(speech, dtype=np.float32)
+        render_espeak(voice, wpm, pitch, text, out)
+        return load_audio(out, sample_rate)
 
 
 def _unit_rms(x: npt.NDArray[np.float32] | npt.NDArray[np.float64]) -> FloatArray:

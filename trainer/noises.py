@@ -82,7 +82,8 @@ def mains_hum(n: int, sample_rate: int, rng: np.random.Generator) -> FloatArray:
     return (hum / float(np.sqrt(np.mean(hum**2)))).astype(np.float32)
 
 
-def _render(voice: str, wpm: int, pitch: int, text: str, out: pathlib.Path) -> None:
+def render_espeak(voice: str, wpm: int, pitch: int, text: str, out: pathlib.Path) -> None:
+    """Speak ``text`` with espeak-ng into the wav file ``out`` (22050 Hz mono)."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is not installed; babble noise needs it (apt-get install espeak-ng)")
@@ -110,7 +111,7 @@ def babble_bank(purpose: str, sample_rate: int, cache_dir: pathlib.Path | None =
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     part = path.with_suffix(f".{os.getpid()}.part.wav")
-                    _render(voice, wpm, pitch, " ".join(texts), part)
+                    render_espeak(voice, wpm, pitch, " ".join(texts), part)
                     os.replace(part, path)
                 speech, rate = sf.read(path, dtype="float64")
                 if rate != sample_rate:
