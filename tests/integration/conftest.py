@@ -28,6 +28,7 @@ import soundfile as sf
 
 from edge.audio import load_audio
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.mqtt_client import MqttProbe
 from tests.support.procs import die_with_parent
 
 GTZAN_CLIP = Path(__file__).resolve().parents[3] / "shared" / "gtzan" / "rock" / "rock.00000.ogg"
@@ -68,6 +69,16 @@ class DaemonProc:
     def terminate(self, timeout: float = 5.0) -> int:
         self.signal(signal.SIGTERM)
         return self.wait(timeout)
+
+    def finish(self, probe: MqttProbe, timeout: float) -> None:
+        """Wait for a clean exit, then for ``offline`` on ``probe`` (which must subscribe to availability).
+
+        The daemon publishes ``offline`` after its last state, on one connection and at one QoS, so the broker
+        delivers it last: once it is in, so is every state. Without this a test reading ``probe.received`` right
+        after exit races the broker and sometimes misses the final messages.
+        """
+        assert self.wait(timeout) == 0, self.log()
+        probe.wait_for(self.topic("availability"), lambda m: m.payload == b"offline", timeout=10)
 
 
 def safe_name(text: str) -> str:

@@ -219,7 +219,7 @@ def test_state_counters_survive_json_roundtrip(
 ) -> None:
     probe = mqtt_probe("#")
     d = daemon(music_file, extra=["--speed", "0", "--hop", "1"])
-    assert d.wait(30) == 0
+    d.finish(probe, timeout=30)
     last = state_of(probe.received(d.topic("state"))[-1].payload)
     assert last["counters"]["windows"] == 28 and last["counters"]["overflows"] == 0
 

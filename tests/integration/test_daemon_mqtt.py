@@ -167,7 +167,7 @@ def test_silence_then_music_gates_and_resampling(
     # 5x, not 0: at full speed the 6 s of silence can be over before the first connect, and the
     # outbox sends only the latest genre (seen failing ~1 in 4 runs on a loaded machine).
     d = daemon(silence_then_music, extra=["--speed", "5", "--hop", "1"])
-    assert d.wait(timeout=30) == 0, d.log()
+    d.finish(probe, timeout=30)
     states = [state_of(m.payload) for m in probe.received(d.topic("state"))]
     genres = [m.text for m in probe.received(d.topic("genre"))]
     assert states[0]["status"] == "silence" and states[0]["rms_db"] == -120.0 and states[0]["top3"] == []

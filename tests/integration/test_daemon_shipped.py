@@ -31,7 +31,7 @@ def test_shipped_model_names_the_genre_of_held_out_clips(
             pytest.skip(f"{clip} missing")
         probe = mqtt_probe("#")
         d = daemon(clip, model=shipped_bundle, device_id=f"clip{i}", extra=["--speed", "0", "--hop", "1"])
-        assert d.wait(timeout=60) == 0, d.log()
+        d.finish(probe, timeout=60)
         states = [json.loads(m.payload) for m in probe.received(d.topic("state"))]
         assert states and all(s["model"] == version for s in states)
         # The genre the daemon reported for most of the clip.

@@ -36,8 +36,8 @@ def _clip(tmp_path: Path, kind: str, seed: int) -> Path:
 def _statuses(daemon: Callable[..., DaemonProc], probe_factory: Callable[..., MqttProbe], audio: Path,
               shipped: Path) -> list[str]:
     d = daemon(audio, model=shipped, extra=["--speed", "10", "--hop", "1.0"])
-    probe = probe_factory(d.topic("state"))
-    assert d.wait(timeout=60) == 0, d.log()
+    probe = probe_factory([d.topic("state"), d.topic("availability")])
+    d.finish(probe, timeout=60)
     states = [json.loads(m.payload) for m in probe.received(d.topic("state"))]
     return [s["status"] for s in states if "status" in s]
 
