@@ -24,6 +24,7 @@ FloatArray = npt.NDArray[np.float32]
 AnyFloat = npt.NDArray[np.floating[Any]]
 _EPS = float(np.finfo(float).eps)  # psf's floor before log()
 _BLOCK_FRAMES = 64  # frames per FFT batch: ~1 MB of float64 temporaries, cache-sized on a Pi too
+_CVN_FLOOR = 1e-3  # spread below which a window counts as constant
 
 
 def _window_function(name: str, length: int) -> npt.NDArray[np.float64]:
@@ -96,6 +97,7 @@ class MfccEngine:
         n = np.arange(spec.n_mfcc)
         lift = spec.ceplifter
         self._lift = 1 + (lift / 2.0) * np.sin(np.pi * n / lift) if lift > 0 else None
+        self._floor = None if spec.mel_floor_db is None else 10.0 ** (-spec.mel_floor_db / 10.0)
 
     def frames_to_mfcc(self, frames: npt.NDArray[np.float64]) -> FloatArray:
         """(n, win_length) pre-emphasised samples -> (n, n_mfcc) float32 MFCCs."""
@@ -117,6 +119,8 @@ class MfccEngine:
         power = np.square(spectrum.real)
         power += np.square(spectrum.imag)  # unscaled: 1/NFFT is in the filterbank and the energy
         feat = self._fbank.apply(power)
+        if self._floor is not None:  # frame-local, so streaming still equals batch
+            np.maximum(feat, feat.max(axis=1, keepdims=True) * self._floor, out=feat)
         feat[feat == 0] = _EPS  # psf's floor, only for exact zeros (digital silence)
         ceps = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, : spec.n_mfcc]
         if self._lift is not None:
@@ -190,6 +194,11 @@ def normalize_window(frames: npt.NDArray[np.float32], spec: FeatureSpec, out: Fl
         np.subtract(frames, frames.mean(axis=-2, keepdims=True), out=result)
     else:
         np.copyto(result, frames)
+    if spec.cvn:
+        # The floor keeps a constant window (digital silence) at 0 instead of 0/0; |z| <= sqrt(frames) otherwise.
+        spread = np.sqrt(np.mean(np.square(result), axis=-2, keepdims=True)) if spec.cmn else result.std(
+            axis=-2, keepdims=True)
+        result /= np.maximum(spread, _CVN_FLOOR)
     if spec.mean is not None and spec.std is not None:
         result -= np.asarray(spec.mean, dtype=np.float32)
         result /= np.asarray(spec.std, dtype=np.float32)

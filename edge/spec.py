@@ -37,6 +37,10 @@ class FeatureSpec:
     n_mels: int = 26
     low_hz: float = 0.0
     high_hz: float | None = None
+    # Per-frame floor on the mel energies, this many dB under the frame's strongest band (None = psf's maths,
+    # no floor). A room's noise fills every valley of the spectrum to ~SNR dB under the peaks; flooring clean
+    # audio the same way stops the model from keying on valleys that no microphone across a room will hear.
+    mel_floor_db: float | None = None
     winfunc: str = "hann"
     preemph: float = 0.97
     ceplifter: int = 22
@@ -44,6 +48,9 @@ class FeatureSpec:
     # Per-window cepstral mean normalisation: removes level (c0) and fixed channel colouration
     # (speaker + microphone EQ), which is what a room adds to studio-clean training audio.
     cmn: bool = False
+    # Per-window cepstral variance normalisation (after CMN): room noise and reverberation fill the spectral
+    # valleys and shrink every coefficient's spread over time; dividing by the window's own spread undoes it.
+    cvn: bool = False
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     spec_version: int = field(default=SPEC_VERSION)
@@ -123,6 +130,7 @@ class FeatureSpec:
 
 _INT_FIELDS = {"sample_rate", "n_mfcc", "n_fft", "win_length", "hop_length", "n_mels", "ceplifter", "spec_version"}
 _FLOAT_FIELDS = {"window_s", "hop_s", "low_hz", "preemph"}
+_OPTIONAL_FLOAT_FIELDS = {"high_hz", "mel_floor_db"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -131,13 +139,13 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{name} must be an integer, got {value!r}")
         return value
-    if name in _FLOAT_FIELDS or name == "high_hz":
-        if value is None and name == "high_hz":
+    if name in _FLOAT_FIELDS or name in _OPTIONAL_FLOAT_FIELDS:
+        if value is None and name in _OPTIONAL_FLOAT_FIELDS:
             return None
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise SpecError(f"{name} must be a number, got {value!r}")
         return float(value)
-    if name in ("append_energy", "cmn"):
+    if name in ("append_energy", "cmn", "cvn"):
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false, got {value!r}")
         return value
@@ -182,6 +190,8 @@ def _problems(spec: FeatureSpec) -> list[str]:
         out.append(f"n_mfcc must be in 1..n_mels ({spec.n_mels}), got {spec.n_mfcc}")
     if not 0 <= spec.low_hz < spec.effective_high_hz <= spec.sample_rate / 2:
         out.append("need 0 <= low_hz < high_hz <= sample_rate/2")
+    if spec.mel_floor_db is not None and not 0 < spec.mel_floor_db <= 200:
+        out.append(f"mel_floor_db must be in (0, 200] dB or null, got {spec.mel_floor_db}")
     if spec.winfunc not in WINFUNCS:
         out.append(f"winfunc must be one of {', '.join(WINFUNCS)}, got {spec.winfunc!r}")
     if not 0 <= spec.preemph < 1:

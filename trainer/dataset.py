@@ -34,6 +34,7 @@ FloatArray = npt.NDArray[np.float32]
 _ID_RE = re.compile(r"^(?P<genre>[A-Za-z0-9_-]+)\.(?P<num>\d+)$")
 _SPEC_KEYS = ("sample_rate", "n_mfcc", "n_fft", "win_length", "hop_length", "n_mels", "low_hz", "high_hz",
               "winfunc", "preemph", "ceplifter", "append_energy")
+_SPEC_KEYS_IF_SET = ("mel_floor_db",)
 
 
 class DatasetError(GenreError):
@@ -136,7 +137,11 @@ def _from_folders(base: Path) -> list[Clip]:
 def spec_cache_tag(spec: FeatureSpec) -> str:
     """Hash of the spec fields that shape raw MFCC frames (not labels, CMN or normalisation)."""
     data = spec.to_dict()
-    return hashlib.sha256(json.dumps({k: data[k] for k in _SPEC_KEYS}, sort_keys=True).encode()).hexdigest()[:16]
+    keys = {k: data[k] for k in _SPEC_KEYS}
+    for k in _SPEC_KEYS_IF_SET:  # fields added later join the key only when set, so older caches stay valid
+        if data[k] is not None:
+            keys[k] = data[k]
+    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def degrade_code_tag() -> str:

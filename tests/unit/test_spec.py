@@ -23,7 +23,8 @@ def test_default_window_is_126_frames_of_13_mfcc_on_a_512_sample_grid() -> None:
 
 
 def test_json_round_trip_preserves_every_field() -> None:
-    spec = FeatureSpec(labels=LABELS, cmn=True, mean=tuple(float(i) for i in range(13)), std=(2.0,) * 13)
+    spec = FeatureSpec(labels=LABELS, cmn=True, cvn=True, mel_floor_db=45.0, mean=tuple(float(i) for i in range(13)),
+                       std=(2.0,) * 13)
     again = FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
 
@@ -59,6 +60,9 @@ def test_invalid_spec_names_the_problem(changes: dict[str, Any], needle: str) ->
         ({"labels": list(LABELS), "colour": "red"}, "unknown feature spec keys: colour"),
         ({"labels": list(LABELS), "n_mfcc": "13"}, "n_mfcc must be an integer"),
         ({"labels": list(LABELS), "cmn": 1}, "cmn must be true or false"),
+        ({"labels": list(LABELS), "cvn": "yes"}, "cvn must be true or false"),
+        ({"labels": list(LABELS), "mel_floor_db": "40"}, "mel_floor_db must be a number"),
+        ({"labels": list(LABELS), "mel_floor_db": -3}, "mel_floor_db must be in"),
         ({"labels": list(LABELS), "spec_version": SPEC_VERSION + 1}, "newer than this software"),
         ({"labels": "blues"}, "labels must be a list"),
         ({"n_mfcc": 13}, "no 'labels'"),
