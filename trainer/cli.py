@@ -1,4 +1,4 @@
-"""``genre-train``: train and ship the default model, or compare recipes by cross-validation.
+"""``genre-train``: train and ship the default model, compare recipes by cross-validation, or ablate one.
 
 Exit codes (edge.errors): 0 ok, 2 usage, 65 bad data (no audio, one genre, bad manifest),
 70 internal failure such as an int8 model that disagrees with its float original.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import shlex
 import sys
@@ -56,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--no-core", action="store_true", help="skip the balanced-core comparison")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
+    ablate = sub.add_parser("ablate", parents=[common],
+                            help="k-fold CV of the default recipe with changed knobs, clean vs one severity")
+    ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe field to change (repeatable), e.g. cvn=true, aug_copies=8, high_hz=5500")
+    ablate.add_argument("--name", default=None, help="row name in report.json's ablations (default: the settings)")
+    ablate.add_argument("--severity", default="typical", help="the room condition to score besides clean")
+    ablate.add_argument("--folds", type=int, default=5)
+    ablate.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
     return parser
 
 
@@ -73,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args, command)
+        if args.command == "ablate":
+            return _ablate(args, command)
         return _compare(args, command)
     except GenreError as exc:
         print(f"genre-train: error: {exc}", file=sys.stderr)
@@ -209,4 +220,36 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         plot_robustness(args.out / "robustness.png", full["robustness"], f"{folds}-fold CV by clip, all clips")
     update_report(args.out, sections)
     log.info("comparison written to %s in %.1f min", args.out, (time.perf_counter() - started) / 60)
+    return 0
+
+
+def _ablate(args: argparse.Namespace, command: str) -> int:
+    from trainer import ablate
+    from trainer.pipeline import aug_variants, eval_variants, find_clips, load_data
+    from trainer.pipeline import base_spec as make_spec
+    from trainer.report import update_report
+
+    started = time.perf_counter()
+    data_dir, cache, severities = _setup(args)
+    if args.severity not in severities:
+        raise UsageError(f"--severity {args.severity!r}: the room chain offers {', '.join(severities) or 'nothing'}")
+    base = dataclasses.replace(_recipe("default", args), negatives=0)  # the genre task, as compare measures it
+    settings = ablate.parse_settings(args.settings, base)
+    recipe = dataclasses.replace(base, **settings)
+    clips, skipped = find_clips(data_dir, args.quick)
+    labels = tuple(sorted({c.genre for c in clips}))
+    variants = ["clean", *eval_variants([args.severity]), *aug_variants(recipe, [args.severity])]
+    data = load_data(clips, skipped, make_spec(labels, recipe), variants, cache, args.workers)
+    folds = 2 if args.quick else args.folds
+    clean, degraded = ablate.run(data, recipe, _recipe("velardo", args), severity=args.severity, n_folds=folds,
+                                 seed=args.seed, jobs=args.jobs)
+    row = {**ablate.summarize(clean, degraded, args.severity, settings), "command": command,
+           "seconds": time.perf_counter() - started}
+    name = args.name or (", ".join(args.settings) or "default")
+    path = args.out / "report.json"
+    previous = json.loads(path.read_text()).get("ablations", {}) if path.is_file() else {}
+    update_report(args.out, {"ablations": {**previous, name: row}})
+    log.info("%s: clean %.3f, %s %.3f, loss %.3f ± %.3f (%d folds, %.1f min)", name, row["clean"]["mean"],
+             args.severity, row[args.severity]["mean"], row["loss"]["mean"], row["loss"]["std"], folds,
+             row["seconds"] / 60)
     return 0

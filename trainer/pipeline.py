@@ -81,7 +81,8 @@ def load_data(clips: Sequence[Clip], skipped: list[Skipped], spec: FeatureSpec,
 
 
 def base_spec(labels: tuple[str, ...], recipe: Recipe) -> FeatureSpec:
-    return FeatureSpec(labels=labels, cmn=recipe.cmn)
+    return FeatureSpec(labels=labels, cmn=recipe.cmn, cvn=recipe.cvn, low_hz=recipe.low_hz, high_hz=recipe.high_hz,
+                       mel_floor_db=recipe.mel_floor_db)
 
 
 def aug_variants(recipe: Recipe, severities: Sequence[str]) -> list[str]:

@@ -26,6 +26,10 @@ class Recipe:
     name: str
     model: str  # "velardo_cnn2d" | "tcn1d"
     cmn: bool = False
+    cvn: bool = False
+    low_hz: float = 0.0  # the mel filterbank's band (FeatureSpec.low_hz/high_hz); None = Nyquist
+    high_hz: float | None = None
+    mel_floor_db: float | None = None  # FeatureSpec.mel_floor_db
     normalize: bool = False  # learn per-coefficient mean/std on the training windows
     epochs: int = 30
     batch_size: int = 32

@@ -110,6 +110,22 @@ def _false_genre_lines(fg: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ablation_lines(rows: dict[str, Any]) -> list[str]:
+    """``genre-train ablate`` rows: the default recipe with one thing changed, clean vs a room severity."""
+    if not rows:
+        return []
+    lines = ["## Ablations: the default recipe with knobs changed (`genre-train ablate`, same folds and seeds)", "",
+             "Clip macro accuracy %, mean ± std over folds; the loss is paired per fold (same model, clean minus "
+             "room).", "", "| row | changed | folds | clean | room | room score | loss clean → room |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        changed = ", ".join(f"{k}={v}" for k, v in r["set"].items()) or "nothing (the default recipe)"
+        sev = r["severity"]
+        lines.append(f"| {name} | {changed} | {r['folds']} | {_pct(r['clean'])} | {sev} | {_pct(r[sev])} | "
+                     f"{_pct(r['loss'])} |")
+    return [*lines, ""]
+
+
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
     data = doc.get("data")
@@ -163,6 +179,7 @@ def render_md(doc: dict[str, Any]) -> str:
                 *_robust_table(doc["robustness"]), "", "![robustness](robustness.png)", ""]
     if "robustness_core" in doc:
         out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
+    out += _ablation_lines(doc.get("ablations", {}))
     if "recipes" in doc:
         out += ["Per genre, all clips, clip level pooled over folds — precision / recall / F1 %:", "",
                 *_per_genre_recipes(doc["recipes"]), ""]

@@ -176,3 +176,23 @@ def test_corrupt_file_is_skipped_and_reported(tmp_path: Path) -> None:
     assert {"metal.00054", "blues.00009"} <= skipped
     assert report["data"]["skipped_count"] == len(skipped)
     assert "metal.00054" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_ablate_trains_folds_in_worker_processes_and_adds_a_report_row(tmp_path: Path) -> None:
+    """The comparison machinery end to end (spawned fold workers, room variants), on 12 clips and 2 epochs."""
+    out = tmp_path / "o"
+    common = ["--quick", "--data", str(GTZAN), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--workers", "2"]
+    proc = _run(["ablate", *common, "--set", "cvn=true", "--set", "aug_copies=1", "--name", "cvn"], cwd=tmp_path,
+                timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads((out / "report.json").read_text())["ablations"]["cvn"]
+    assert row["set"] == {"cvn": True, "aug_copies": 1} and row["severity"] == "typical" and row["folds"] == 2
+    for key in ("clean", "typical"):
+        assert row[key]["n"] == 2 and all(0.0 <= v <= 1.0 for v in row[key]["values"]), row
+    loss = [c - t for c, t in zip(row["clean"]["values"], row["typical"]["values"], strict=True)]
+    assert row["loss"]["values"] == pytest.approx(loss)
+    assert "| cvn | cvn=True, aug_copies=1 | 2 |" in (out / "report.md").read_text()
+    bad = _run(["ablate", *common, "--set", "cvn=maybe"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("genre-train: error: --set cvn=maybe")
+    assert json.loads((out / "report.json").read_text())["ablations"].keys() == {"cvn"}  # nothing lost
