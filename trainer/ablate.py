@@ -64,21 +64,12 @@ def summarize(clean: Sequence[float], degraded: Sequence[float], severity: str,
 def run(data: Any, recipe: Recipe, baseline: Recipe, *, severity: str, n_folds: int, seed: int,
         jobs: int) -> tuple[list[float], list[float]]:
     """Train ``recipe`` on each fold (jobs processes, one TF thread each); clip macro clean and at ``severity``."""
-    from trainer import pipeline
-    from trainer.split import stratified_folds
+    from trainer.pipeline import CONDITIONS_CLEAN, compare
 
-    folds = stratified_folds(data.y, n_folds, seed)
-    recipes = {"velardo": baseline, "default": recipe}
-    tasks = [(_KIND, f, seed * 1000 + f) for f in range(n_folds)]  # compare's fold seeds
-    done: dict[int, Any] = {}
-    if jobs > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(jobs, initializer=pipeline._init_worker,
-                                          initargs=(data, recipes, (severity,), folds, folds, 1)) as pool:
-            done = {f: r for _, f, r in pool.imap_unordered(pipeline._run_task, tasks)}
-    else:
-        pipeline._init_worker(data, recipes, (severity,), folds, folds, 1)
-        done = {f: r for _, f, r in map(pipeline._run_task, tasks)}
-    clean = [done[f].scores[pipeline.CONDITIONS_CLEAN].clip_macro_accuracy for f in range(n_folds)]
-    return clean, [done[f].scores[severity].clip_macro_accuracy for f in range(n_folds)]
+    result = compare(data, {"velardo": baseline, "default": recipe}, n_folds=n_folds, seed=seed, threads=1,
+                     severities=(severity,), jobs=jobs, kinds=(_KIND,))
+    rob = result["robustness"][_KIND]
+    values = [rob[c]["clip_macro_accuracy"]["values"] for c in (CONDITIONS_CLEAN, severity)]
+    if any(len(v) != n_folds for v in values):  # mean_std drops NaN folds; a paired loss needs every fold
+        raise RuntimeError(f"a fold produced no clip macro accuracy: {values}")
+    return values[0], values[1]

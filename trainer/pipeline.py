@@ -216,8 +216,9 @@ def _run_task(task: tuple[str, int, int]) -> tuple[str, int, FoldResult]:
 
 
 def compare(data: Data, recipes: Mapping[str, Recipe], *, n_folds: int, seed: int, threads: int | None,
-            severities: Sequence[str], jobs: int = 1, progress: bool = True) -> dict[str, Any]:
-    """k-fold CV by clip (and the leaky segment split) for velardo and default on ``data``.
+            severities: Sequence[str], jobs: int = 1, progress: bool = True,
+            kinds: Sequence[str] = RUN_KINDS) -> dict[str, Any]:
+    """k-fold CV by clip (and the leaky segment split) for velardo and default on ``data``; ``kinds`` picks runs.
 
     ``jobs`` > 1 trains folds in that many spawned processes (one TF thread each unless ``threads``):
     on 2 small cores two single-threaded trainings beat one two-threaded one.
@@ -228,7 +229,7 @@ def compare(data: Data, recipes: Mapping[str, Recipe], *, n_folds: int, seed: in
     seg_count = velardo_segments(data, spec)[0].shape[0]
     seg_folds = segment_folds(seg_count, n_folds, seed)
     # Longest tasks first so the last worker is not left alone with a long velardo fold.
-    tasks = [(kind, f, seed * 1000 + f) for kind in RUN_KINDS for f in range(n_folds)]
+    tasks = [(kind, f, seed * 1000 + f) for kind in kinds for f in range(n_folds)]
     started = time.perf_counter()
     done: dict[tuple[str, int], FoldResult] = {}
     if jobs > 1:
@@ -252,7 +253,7 @@ def compare(data: Data, recipes: Mapping[str, Recipe], *, n_folds: int, seed: in
                 log.info("%s fold %d: clip macro %.3f (%d/%d, %.0f s)", kind, f,
                          result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
                          time.perf_counter() - started)
-    runs = {kind: [done[(kind, f)] for f in range(n_folds)] for kind in RUN_KINDS}
+    runs = {kind: [done[(kind, f)] for f in range(n_folds)] for kind in kinds}
     return {
         "recipes": {k: summarize(v, data.labels, leaky=k.endswith("segment_split")) for k, v in runs.items()},
         "robustness": {k: robustness(v, severities) for k, v in runs.items() if k.endswith("clip_split")},
