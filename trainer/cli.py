@@ -204,7 +204,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     folds = 2 if args.quick else args.folds
     full = compare(data, recipes, n_folds=folds, seed=args.seed, threads=args.threads, severities=severities,
                    jobs=args.jobs)
-    sections: dict[str, Any] = {"data": _data_section(data_dir, data), "recipes": full["recipes"],
+    # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
+    sections: dict[str, Any] = {"data_compare": _data_section(data_dir, data), "recipes": full["recipes"],
                                 "robustness": full["robustness"],
                                 "recipe_definitions": {k: r.to_dict() for k, r in recipes.items()}}
     core_mask = np.array([c.core for c in data.clips])

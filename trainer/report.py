@@ -128,7 +128,7 @@ def _ablation_lines(rows: dict[str, Any]) -> list[str]:
 
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
-    data = doc.get("data")
+    data = doc.get("data") or doc.get("data_compare")
     if data:
         out += [f"Data: `{data['root']}` — {data['clips']} clips used, {len(data.get('skipped', []))} skipped.", "",
                 "| genre | clips | balanced core |", "|---|---|---|"]
@@ -187,7 +187,9 @@ def render_md(doc: dict[str, Any]) -> str:
         cv = doc["cv"]
         sizes = cv.get("fold_sizes")
         if sizes:
-            out += [f"Test clips per fold: {', '.join(map(str, sizes))} (train = the other folds).", ""]
+            clips = doc.get("data_compare", {}).get("clips", sum(sizes))
+            out += [f"{clips} music clips; test clips per fold: {', '.join(map(str, sizes))} (train = the other "
+                    "folds).", ""]
         out += [f"Comparison command: `{cv['command']}` ({cv['seconds'] / 60:.1f} min).", ""]
     if "recipe_definitions" in doc:
         out += ["## Recipes", ""]

@@ -196,3 +196,28 @@ def test_ablate_trains_folds_in_worker_processes_and_adds_a_report_row(tmp_path:
     bad = _run(["ablate", *common, "--set", "cvn=maybe"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("genre-train: error: --set cvn=maybe")
     assert json.loads((out / "report.json").read_text())["ablations"].keys() == {"cvn"}  # nothing lost
+
+
+@pytest.mark.slow
+def test_compare_scores_both_recipes_clean_and_in_every_room_by_clip(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    shipped_data = {"root": "train's", "clips": 1, "counts": {"blues": 1}, "core_counts": {}, "skipped": []}
+    (out / "report.json").write_text(json.dumps({"data": shipped_data}))
+    proc = _run(["compare", "--quick", "--data", str(GTZAN), "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                 "--workers", "2", "--no-core"], cwd=tmp_path, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"] == shipped_data  # the shipped model's section is not clobbered
+    assert report["data_compare"]["clips"] == 12
+    assert set(report["recipes"]) == {"velardo_segment_split", "velardo_clip_split", "default_clip_split"}
+    assert report["recipes"]["velardo_segment_split"]["leaky"] and not report["recipes"]["default_clip_split"]["leaky"]
+    for kind in ("velardo_clip_split", "default_clip_split"):
+        rob = report["robustness"][kind]
+        assert list(rob) == ["clean", "mild", "typical", "harsh"]
+        assert all(rob[c]["clip_macro_accuracy"]["n"] == 2 for c in rob), rob
+    folds = report["cv"]["fold_of_clip"]
+    assert len(folds) == 12 and sorted(set(folds.values())) == [0, 1]  # each clip in exactly one test fold
+    md = (out / "report.md").read_text()
+    assert "LEAKY" not in md.split("## Recipe comparison")[0] and "**leaky**" in md and "robustness.png" in md
+    assert (out / "robustness.png").stat().st_size > 0
