@@ -38,8 +38,9 @@ class FeatureSpec:
     low_hz: float = 0.0
     high_hz: float | None = None
     # Per-frame floor on the mel energies, this many dB under the frame's strongest band (None = psf's maths,
-    # no floor). A room's noise fills every valley of the spectrum to ~SNR dB under the peaks; flooring clean
-    # audio the same way stops the model from keying on valleys that no microphone across a room will hear.
+    # no floor). A room moves the spectrum's valleys: noise fills them, a speaker's and a microphone's band
+    # limit digs the top bands ~70 dB deeper than on a studio recording; a floor caps both. Opt-in: on GTZAN
+    # it did not improve room accuracy (README, ablations).
     mel_floor_db: float | None = None
     winfunc: str = "hann"
     preemph: float = 0.97
@@ -48,8 +49,9 @@ class FeatureSpec:
     # Per-window cepstral mean normalisation: removes level (c0) and fixed channel colouration
     # (speaker + microphone EQ), which is what a room adds to studio-clean training audio.
     cmn: bool = False
-    # Per-window cepstral variance normalisation (after CMN): room noise and reverberation fill the spectral
-    # valleys and shrink every coefficient's spread over time; dividing by the window's own spread undoes it.
+    # Per-window cepstral variance normalisation (after CMN), CMN's companion in noisy speech recognition: each
+    # coefficient divided by its own spread over the window, which noise and reverberation change. Opt-in: on
+    # GTZAN it cost clean and room accuracy alike (README, ablations).
     cvn: bool = False
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
