@@ -27,8 +27,8 @@ class Recipe:
     model: str  # "velardo_cnn2d" | "tcn1d"
     cmn: bool = False
     cvn: bool = False
-    low_hz: float = 0.0  # the mel filterbank's band (FeatureSpec.low_hz/high_hz); None = Nyquist
-    high_hz: float | None = None
+    low_hz: float = 0.0  # the mel filterbank's band (FeatureSpec.low_hz/high_hz)
+    high_hz: float | None = None  # None = Nyquist
     mel_floor_db: float | None = None  # FeatureSpec.mel_floor_db
     normalize: bool = False  # learn per-coefficient mean/std on the training windows
     epochs: int = 30
