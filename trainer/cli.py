@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import shlex
 import sys
@@ -247,9 +246,7 @@ def _ablate(args: argparse.Namespace, command: str) -> int:
     row = {**ablate.summarize(clean, degraded, args.severity, settings), "command": command,
            "seconds": time.perf_counter() - started}
     name = args.name or (", ".join(args.settings) or "default")
-    path = args.out / "report.json"
-    previous = json.loads(path.read_text()).get("ablations", {}) if path.is_file() else {}
-    update_report(args.out, {"ablations": {**previous, name: row}})
+    update_report(args.out, {"ablations": {name: row}}, merge=("ablations",))
     log.info("%s: clean %.3f, %s %.3f, loss %.3f ± %.3f (%d folds, %.1f min)", name, row["clean"]["mean"],
              args.severity, row[args.severity]["mean"], row["loss"]["mean"], row["loss"]["std"], folds,
              row["seconds"] / 60)

@@ -19,12 +19,16 @@ ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
         ("default_clip_split", "default, split by clip"))
 
 
-def update_report(out: Path, sections: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``sections`` into ``out/report.json`` (top-level keys replaced) and re-render report.md."""
+def update_report(out: Path, sections: dict[str, Any], merge: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Merge ``sections`` into ``out/report.json`` and re-render report.md.
+
+    Top-level keys are replaced, except those in ``merge``, whose entries join the existing ones (ablation rows).
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / REPORT_JSON
     doc: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    doc.update(sections)
+    for key, value in sections.items():
+        doc[key] = {**doc.get(key, {}), **value} if key in merge else value
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
     tmp.replace(path)

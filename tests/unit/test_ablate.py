@@ -40,7 +40,9 @@ def test_the_loss_is_paired_per_fold_and_lands_in_the_report(tmp_path: Path) -> 
     assert row["loss"]["mean"] == pytest.approx(0.05) and row["loss"]["std"] == pytest.approx(0.0, abs=1e-12)
     assert row["typical"]["mean"] == pytest.approx(0.6833333, abs=1e-6) and row["folds"] == 3
     (tmp_path / "report.json").write_text(json.dumps({"cv": {"folds": 3, "command": "x", "seconds": 60}}))
-    update_report(tmp_path, {"ablations": {"cvn": row}})
+    update_report(tmp_path, {"ablations": {"cvn": row}}, merge=("ablations",))
     md = (tmp_path / "report.md").read_text()
     assert "| cvn | cvn=True | 3 | 73.3 ± 17.0 | typical | 68.3 ± 17.0 | 5.0 ± 0.0 |" in md, md
     assert json.loads((tmp_path / "report.json").read_text())["cv"]["folds"] == 3  # other sections kept
+    update_report(tmp_path, {"ablations": {"none": summarize([0.9], [0.8], "typical", {})}}, merge=("ablations",))
+    assert list(json.loads((tmp_path / "report.json").read_text())["ablations"]) == ["cvn", "none"]  # rows add up
