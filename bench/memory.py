@@ -35,17 +35,16 @@ if stage in ("import", "numpy", "features", "runtime", "model"):
 if stage in ("numpy", "features", "runtime"):
     import numpy
 if stage in ("features", "runtime"):
-    import daemon.pipeline, edge.features
+    import daemon.pipeline, edge.decide.classifier, edge.features
 if stage == "runtime":
     from edge.runtime import load_interpreter_class
     load_interpreter_class()
 if stage == "model":
     import numpy as np
-    from daemon.pipeline import Classifier
-    from daemon.settings import PipelineSettings
     from edge.bundle import load_bundle
+    from edge.decide.classifier import Classifier
     b = load_bundle(bundle)
-    c = Classifier(b.spec, b.model, PipelineSettings())
+    c = Classifier(b.spec, b.model, b.decision)
     rng = np.random.default_rng(0)
     c.push((0.1 * rng.standard_normal(4 * b.spec.sample_rate)).astype("float32"))
 if stage == "tensorflow":

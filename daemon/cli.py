@@ -222,9 +222,10 @@ def run(settings: Settings) -> int:
 
     from daemon.discovery import discovery_messages, genre_options, topics
     from daemon.mqtt import Publisher
-    from daemon.pipeline import Classifier, Pipeline
+    from daemon.pipeline import Pipeline
     from daemon.sources import make_source
     from edge.bundle import load_bundle
+    from edge.decide.classifier import Classifier
 
     notifier = Notifier()
     if notifier.watchdog_s and notifier.watchdog_s < 2 * settings.pipeline.hop_s + 10:
@@ -253,7 +254,9 @@ def run(settings: Settings) -> int:
     t = topics(settings)
     discovery = discovery_messages(settings, bundle.spec.labels, bundle.version) if settings.discovery.enabled else None
     publisher = Publisher(settings.mqtt, t, discovery)
-    classifier = Classifier(bundle.spec, bundle.model, settings.pipeline)
+    decision = settings.pipeline.decision(bundle.decision)
+    log.info("decision rule: %s", ", ".join(f"{k}={v}" for k, v in decision.to_dict().items()))
+    classifier = Classifier(bundle.spec, bundle.model, decision, settings.pipeline.hop_s)
     pipeline = Pipeline(
         source,
         classifier,

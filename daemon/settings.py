@@ -18,6 +18,7 @@ from typing import Any
 from daemon.credentials import CredentialError, file_problem, read_password
 from daemon.errors import ConfigError
 from daemon.topics import default_device_id, topic_prefix_problem, topic_segment_problem
+from edge.decide.params import DecisionParams
 
 DEFAULT_CONFIG_PATH = Path("/etc/genre-daemon/config.toml")
 CLI_ORIGIN = "command line"
@@ -55,13 +56,27 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Classification cadence and the gates; dBFS relative to a full-scale (±1.0) square wave."""
+    """The hop, and overrides of the decision rule the model bundle carries (None = the bundle's value).
+
+    The rule's constants are tuned with the model and travel in its ``model.json``
+    (``edge.decide.params.DecisionParams`` documents each one and checks its range).
+    """
 
     hop_s: float = 1.0  # audio time between classified windows
-    silence_dbfs: float = -50.0  # window RMS below this -> "silence", no inference
-    min_confidence: float = 0.35  # smoothed top probability below this -> "unknown"
-    smoothing_windows: int = 5  # N: mean of the last N windows' log-probabilities
-    hysteresis_windows: int = 2  # K: a new genre must lead K consecutive windows before it is published
+    rule: str | None = None  # "hmm" (sticky filter) or "mean" (N-window mean + hysteresis)
+    silence_dbfs: float | None = None  # window RMS below this -> "silence", no inference
+    min_confidence: float | None = None  # published state's probability below this -> "uncertain"
+    switch_per_hop: float | None = None  # hmm: prior probability of a genre change at each hop
+    temperature: float | None = None  # hmm: window likelihoods are probs ** (1 / T)
+    smoothing_windows: int | None = None  # mean: N, the mean of the last N windows' log-probabilities
+    hysteresis_windows: int | None = None  # K: a new state must lead K consecutive hops before it is published
+
+    def decision(self, base: DecisionParams) -> DecisionParams:
+        """``base`` (the bundle's rule) with every key this config sets."""
+        return base.with_overrides(**{key: getattr(self, key) for key in DECISION_KEYS})
+
+
+DECISION_KEYS = tuple(f.name for f in dataclasses.fields(DecisionParams))
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,7 @@ class DiscoverySettings:
     enabled: bool = True
     prefix: str = "homeassistant"
     device_name: str = ""  # "" = "Genre Pi <device_id>"
+    diagnostics_interval_s: float = 60.0  # confidence, level, top-3, counters (audio seconds)
 
 
 @dataclass(frozen=True)
@@ -199,7 +215,10 @@ def _build(cls: type[Any], section: str, values: dict[str, tuple[Any, str]]) -> 
     for key, (value, origin) in values.items():
         if (section, key) in _NOT_KEYS:
             continue
-        kwargs[key] = _check_type(getattr(defaults, key), value, origin, f"{section}.{key}")
+        default = getattr(defaults, key)
+        if default is None and key in DECISION_KEYS:  # "from the model": typed like the rule's own default
+            default = getattr(DecisionParams(), key)
+        kwargs[key] = _check_type(default, value, origin, f"{section}.{key}")
     return dataclasses.replace(defaults, **kwargs)
 
 
@@ -309,14 +328,11 @@ def _finish(s: Settings, sections: dict[str, dict[str, tuple[Any, str]]], env: A
 
     if not 0.05 <= pipe.hop_s <= 60:
         raise c.fail("pipeline.hop_s", f"must be in 0.05..60 s, got {pipe.hop_s}")
-    if not -120 <= pipe.silence_dbfs <= 0:
-        raise c.fail("pipeline.silence_dbfs", f"must be in -120..0 dBFS, got {pipe.silence_dbfs}")
-    if not 0 <= pipe.min_confidence <= 1:
-        raise c.fail("pipeline.min_confidence", f"must be in 0..1, got {pipe.min_confidence}")
-    if not 1 <= pipe.smoothing_windows <= 100:
-        raise c.fail("pipeline.smoothing_windows", f"must be in 1..100, got {pipe.smoothing_windows}")
-    if not 1 <= pipe.hysteresis_windows <= 100:
-        raise c.fail("pipeline.hysteresis_windows", f"must be in 1..100, got {pipe.hysteresis_windows}")
+    try:
+        pipe.decision(DecisionParams())
+    except ValueError as exc:  # "key why", from DecisionParams.problem()
+        key, _, why = str(exc).partition(" ")
+        raise c.fail(f"pipeline.{key}", why) from None
 
     if not mq.host or any(ch.isspace() for ch in mq.host):
         raise c.fail("mqtt.host", f"must be a host name or address, got {mq.host!r}")
@@ -365,6 +381,8 @@ def _finish(s: Settings, sections: dict[str, dict[str, tuple[Any, str]]], env: A
     prefix_problem = topic_prefix_problem(disc.prefix)
     if prefix_problem:
         raise c.fail("discovery.prefix", f"{prefix_problem}, got {disc.prefix!r}")
+    if not 1 <= disc.diagnostics_interval_s <= 86400:
+        raise c.fail("discovery.diagnostics_interval_s", f"must be in 1..86400 s, got {disc.diagnostics_interval_s}")
     disc = dataclasses.replace(disc, device_name=disc.device_name or f"Genre Pi {device_id}")
     if s.log.level.lower() not in LOG_LEVELS:
         raise c.fail("log.level", f"must be one of {', '.join(LOG_LEVELS)}, got {s.log.level!r}")

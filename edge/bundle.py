@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.decide.params import DecisionParams
 from edge.errors import ModelBundleError, SpecError, UsageError
 from edge.runtime import TfliteModel
 from edge.spec import FeatureSpec
@@ -31,6 +32,7 @@ class Bundle:
     spec: FeatureSpec
     model: TfliteModel
     meta: dict[str, Any]
+    decision: DecisionParams  # the rule tuned with this model (model.json "decision"), else the defaults
 
     @property
     def version(self) -> str:
@@ -71,6 +73,19 @@ def read_bundle_json(directory: Path) -> tuple[FeatureSpec, dict[str, Any]]:
     return spec, meta
 
 
+def bundle_decision(meta: dict[str, Any], where: Path) -> DecisionParams:
+    """The decision rule a bundle carries (``model.decision`` in model.json); the defaults for older bundles."""
+    doc = meta.get("decision")
+    if doc is None:
+        return DecisionParams()
+    if not isinstance(doc, dict):
+        raise ModelBundleError(f"{where / SPEC_FILE}: 'model.decision' must be an object")
+    try:
+        return DecisionParams.from_dict(doc)
+    except (TypeError, ValueError) as exc:
+        raise ModelBundleError(f"{where / SPEC_FILE}: model.decision: {exc}") from None
+
+
 def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runtime: str | None = None) -> Bundle:
     """Load and cross-check a bundle; ``None`` means the shipped default model."""
     path = Path(directory) if directory is not None else default_bundle_dir()
@@ -79,6 +94,7 @@ def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runti
     if not path.is_dir():
         raise ModelBundleError(f"{path}: a model bundle must be a directory holding {MODEL_FILE} and {SPEC_FILE}")
     spec, meta = read_bundle_json(path)
+    decision = bundle_decision(meta, path)
     tflite = path / MODEL_FILE
     if not tflite.is_file():
         raise ModelBundleError(f"{tflite}: missing")
@@ -93,4 +109,4 @@ def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runti
         raise ModelBundleError(
             f"{path}: model has {model.output_size} outputs but the spec lists {len(spec.labels)} labels"
         )
-    return Bundle(path=path, spec=spec, model=model, meta=meta)
+    return Bundle(path=path, spec=spec, model=model, meta=meta, decision=decision)

@@ -1,4 +1,4 @@
-"""Synthetic non-music clips, the training material of the reject class ``unknown``.
+"""Synthetic non-music clips, the training material of the reject class ``not_music``.
 
 A genre model trained only on music has no way to say "this is not music": measured on the first
 shipped model, espeak-ng speech came out as hip-hop/blues and pink noise as metal, with confidence
@@ -9,7 +9,7 @@ multi-talker babble, coloured noise, hum, and quiet room tone.
 
 "train" and "eval" use disjoint voices and disjoint sentences (and seeds), so the daemon-side test and
 the report's false-genre rate are measured on talkers the model never heard. Clips are written as
-GTZAN-layout files (``unknown/unknown.NNNNN.wav``) so the trainer treats them like any other genre.
+GTZAN-layout files (``not_music/not_music.NNNNN.wav``) so the trainer treats them like any other genre.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import numpy.typing as npt
 import soundfile as sf
 
 from edge.audio import load_audio
+from edge.decide.states import REJECT_LABEL
 from trainer.dataset import Clip, file_sha256
 from trainer.noises import colored_noise, mains_hum, render_espeak
 
 FloatArray = npt.NDArray[np.float32]
-NEGATIVE_LABEL = "unknown"
+NEGATIVE_LABEL = REJECT_LABEL  # the reject class is a "genre" folder of the training data
 CLIP_SECONDS = 30.0
 KINDS = ("speech", "speech_over_noise", "babble", "noise", "hum", "room_tone")
 # espeak-ng voices: (voice, words per minute range). Languages other than English are realistic in a

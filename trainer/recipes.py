@@ -46,7 +46,7 @@ class Recipe:
     aug_fraction: float = 0.0
     width: int = 64
     dropout: float = 0.3
-    # Synthetic non-music clips (trainer.negatives) learned as the extra class "unknown", so speech and
+    # Synthetic non-music clips (trainer.negatives) learned as the extra class "not_music", so speech and
     # household noise are rejected instead of announced as a genre. Shipped models only: ``compare``
     # measures the recipes on the genre task alone and sets this to 0.
     negatives: int = 0
@@ -90,7 +90,7 @@ DEFAULT = Recipe(
     notes="1D temporal CNN (MFCCs as channels, separable convs, global average pooling), per-window CMN + "
     "train-set mean/std, random crops, class-balanced sampling, SpecAugment masks, mixup, label smoothing, "
     "room/noise augmentation from trainer.degrade (train seeds), cosine LR; the shipped model adds a reject "
-    "class 'unknown' learned from 60 synthetic speech/noise clips",
+    "class 'not_music' learned from 60 synthetic speech/noise clips",
 )
 
 RECIPES = {r.name: r for r in (VELARDO, DEFAULT)}

@@ -1,8 +1,8 @@
 """The false-genre rate: how often the device would announce a genre for speech or household noise.
 
 Measured as the daemon decides, not as a classifier scores: every clip is pushed through the daemon's
-own ``Classifier`` (streaming MFCC, hop grid, silence gate, log-probability smoother, confidence gate,
-hysteresis) with its default settings, fed by the int8 model. Clips are the reject class's *eval*
+own ``Classifier`` (``edge.decide``: streaming MFCC, hop grid, silence gate, the decision rule) with
+the rule the model ships with, fed by the int8 model. Clips are the reject class's *eval*
 material (voices and sentences never used in training), clean and through the room chain, so the
 figure says what a living room will see.
 """
@@ -17,32 +17,32 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from daemon.gates import SILENCE, UNKNOWN
-from daemon.pipeline import Classifier, Model
-from daemon.settings import PipelineSettings
 from edge.audio import load_audio
+from edge.decide.classifier import Classifier, Model
+from edge.decide.params import DecisionParams
+from edge.decide.states import PUBLISHED_NON_GENRES
 from edge.spec import FeatureSpec
 from trainer.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
-NOT_A_GENRE = (SILENCE, UNKNOWN, NEGATIVE_LABEL)
+NOT_A_GENRE = PUBLISHED_NON_GENRES
 
 
 def daemon_verdicts(audio: FloatArray, spec: FeatureSpec, model: Model,
-                    settings: PipelineSettings | None = None) -> list[str]:
+                    params: DecisionParams | None = None, hop_s: float = 1.0) -> list[str]:
     """What ``genre-daemon`` would publish after each window of ``audio``: the daemon's own Classifier.
 
     ``audio`` is mono at ``spec.sample_rate``, pushed in 0.1 s chunks as a microphone would deliver it.
     """
-    classifier = Classifier(spec, model, settings or PipelineSettings())
+    classifier = Classifier(spec, model, params or DecisionParams(), hop_s)
     chunk = max(1, spec.sample_rate // 10)
     results = (classifier.push(audio[i : i + chunk]) for i in range(0, audio.size, chunk))
     return [r.published for r in results if r is not None]
 
 
 def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, severities: Sequence[str],
-                       count: int = 24, seed: int = 0) -> dict[str, Any]:
+                       count: int = 24, seed: int = 0, params: DecisionParams | None = None) -> dict[str, Any]:
     """False-genre rate (fraction of windows published as a genre) per condition, overall and per kind.
 
     ``model`` maps one normalised window to probabilities, as edge.runtime.TfliteModel does (in the
@@ -63,7 +63,7 @@ def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, seve
             if condition != "clean":
                 audio = degrade(audio, spec.sample_rate, condition, variant_seed(path.name, "reject", condition),
                                 purpose="eval", cache_dir=cache_dir)
-            verdicts = daemon_verdicts(audio, spec, model)
+            verdicts = daemon_verdicts(audio, spec, model, params)
             genre_windows = sum(v not in NOT_A_GENRE for v in verdicts)
             kind = KINDS[i % len(KINDS)]
             by_kind[kind][0] += genre_windows

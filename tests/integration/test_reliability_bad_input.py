@@ -39,7 +39,8 @@ OPTIONS = {
     "reggae",
     "rock",
     "silence",
-    "unknown",
+    "uncertain",
+    "not_music",
 }
 
 
@@ -284,14 +285,13 @@ def _reject(token: str) -> Any:
 
 def test_nan_and_inf_in_a_buffer_do_not_fake_silence(shipped_bundle: Path) -> None:
     from daemon.cli import lite_runtime
-    from daemon.pipeline import Classifier
-    from daemon.settings import PipelineSettings
+    from edge.decide.classifier import Classifier
     from edge.bundle import load_bundle
 
     bundle = load_bundle(shipped_bundle, 1, lite_runtime(""))
     music = _music(22050, 10.0)
     step = 2205
-    clf = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=0.5))
+    clf = Classifier(bundle.spec, bundle.model, bundle.decision, 0.5)
     verdicts: list[str] = []
     for i in range(0, music.size, step):
         chunk = music[i : i + step].copy()

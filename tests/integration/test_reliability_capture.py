@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from daemon.mic import MicSource
-from daemon.settings import PipelineSettings, SourceSettings
+from daemon.settings import SourceSettings
 from tests.integration.conftest import DaemonProc
 from tests.support.audio import dominant_frequency
 from tests.support.mqtt_client import MqttMessage, MqttProbe
@@ -89,7 +89,7 @@ def test_1khz_tone_at_44k_stereo_reaches_the_model_input_at_1khz(
     pulse_factory: Callable[[], PulseServer], make_tone_wav: Callable[..., Path], shipped_bundle: Path
 ) -> None:
     from daemon.cli import lite_runtime
-    from daemon.pipeline import Classifier, WindowResult
+    from edge.decide.classifier import Classifier, WindowResult
     from edge.bundle import load_bundle
 
     bundle = load_bundle(shipped_bundle, 1, lite_runtime(""))
@@ -103,7 +103,7 @@ def test_1khz_tone_at_44k_stereo_reaches_the_model_input_at_1khz(
         try:
             assert (src.capture_rate, src.channels) == (44100, 2)
             player = server.play(tone)
-            clf = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=0.5))
+            clf = Classifier(bundle.spec, bundle.model, bundle.decision, 0.5)
             results: list[WindowResult] = []
             deadline = time.monotonic() + 15
             while len([r for r in results if r.rms_dbfs > -30]) < 4 and time.monotonic() < deadline:

@@ -300,7 +300,7 @@ def test_read_only_and_full_temp_dirs_are_logged_not_fatal(
             proc.kill()
             raise AssertionError(f"no state; exit {proc.wait(5)}; output:\n{proc.communicate(timeout=5)[0]}") from None
         doc: dict[str, Any] = json.loads(state.payload)
-        assert doc["status"] in ("silence", "music", "unknown"), doc
+        assert doc["status"] in ("silence", "music", "uncertain", "not_music"), doc
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
     finally:

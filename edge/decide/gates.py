@@ -1,4 +1,4 @@
-"""Level and confidence gates: pure functions over plain numbers.
+"""The level gate: pure functions over plain numbers.
 
 dBFS here is ``20 * log10(rms)`` with full scale = 1.0, i.e. a full-scale square wave is 0 dBFS
 and a full-scale sine is -3.01 dBFS. Digital silence is reported as :data:`FLOOR_DBFS` because
@@ -10,9 +10,6 @@ from __future__ import annotations
 import math
 
 FLOOR_DBFS = -120.0
-SILENCE = "silence"
-UNKNOWN = "unknown"
-UNAVAILABLE = "unavailable"
 
 
 def dbfs_from_mean_square(mean_square: float) -> float:
@@ -25,8 +22,3 @@ def dbfs_from_mean_square(mean_square: float) -> float:
 def is_silent(rms_dbfs: float, threshold_dbfs: float) -> bool:
     """True when the window is quieter than the threshold (the model is then not run)."""
     return rms_dbfs < threshold_dbfs
-
-
-def candidate_label(best_label: str, confidence: float, min_confidence: float) -> str:
-    """The smoothed best genre, or ``unknown`` when its probability is below ``min_confidence``."""
-    return best_label if confidence >= min_confidence else UNKNOWN

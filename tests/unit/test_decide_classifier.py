@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.pipeline import Classifier, WindowResult
-from daemon.settings import PipelineSettings
 from edge.audio import load_audio
 from edge.bundle import Bundle, load_bundle
+from edge.decide.classifier import Classifier, WindowResult
+from edge.decide.params import DecisionParams
 
 GTZAN = Path(__file__).resolve().parents[3] / "shared" / "gtzan"
 
@@ -38,7 +38,7 @@ def run(c: Classifier, audio: np.ndarray, chunk: int) -> list[WindowResult]:
 
 
 def test_one_window_per_hop_after_the_first_full_window(bundle: Bundle, music: np.ndarray) -> None:
-    c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0))
+    c = Classifier(bundle.spec, bundle.model, DecisionParams(), 1.0)
     results = run(c, music, 2205)
     # 12 s of audio, first window at ~3 s, then one per second.
     assert len(results) == 10, [r.stream_s for r in results]
@@ -51,7 +51,7 @@ def test_one_window_per_hop_after_the_first_full_window(bundle: Bundle, music: n
 def test_results_do_not_depend_on_chunk_size(bundle: Bundle, music: np.ndarray) -> None:
     runs = []
     for chunk in (441, 2205, 7000):
-        c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0))
+        c = Classifier(bundle.spec, bundle.model, DecisionParams(), 1.0)
         runs.append([(r.candidate, round(r.confidence, 4), round(r.rms_dbfs, 1)) for r in run(c, music, chunk)])
     # Chunks that divide the hop give identical windows; 7000-sample chunks end between hop
     # boundaries, so each window closes a few frames late, but the cadence stays one per hop.
@@ -61,7 +61,7 @@ def test_results_do_not_depend_on_chunk_size(bundle: Bundle, music: np.ndarray) 
 
 def test_silence_gate_skips_the_model(bundle: Bundle) -> None:
     sr = bundle.spec.sample_rate
-    c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0, silence_dbfs=-50.0))
+    c = Classifier(bundle.spec, bundle.model, DecisionParams(silence_dbfs=-50.0), 1.0)
     rng = np.random.default_rng(0)
     hiss = (10 ** (-70 / 20) * rng.standard_normal(6 * sr)).astype(np.float32)  # -70 dBFS room hiss
     results = run(c, hiss, 2205)
@@ -73,7 +73,7 @@ def test_silence_gate_skips_the_model(bundle: Bundle) -> None:
 
 def test_music_after_silence_is_classified_with_fresh_history(bundle: Bundle, music: np.ndarray) -> None:
     sr = bundle.spec.sample_rate
-    c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0, hysteresis_windows=2))
+    c = Classifier(bundle.spec, bundle.model, DecisionParams(hysteresis_windows=2), 1.0)
     results = run(c, np.concatenate([np.zeros(4 * sr, dtype=np.float32), music[: 8 * sr]]), 2205)
     labels = [r.published for r in results]
     assert labels[0] == "silence"
@@ -81,16 +81,18 @@ def test_music_after_silence_is_classified_with_fresh_history(bundle: Bundle, mu
     assert c.counters.inferences > 0 and c.counters.silent_windows > 0
 
 
-def test_confidence_gate_gives_unknown(bundle: Bundle, music: np.ndarray) -> None:
-    c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0, min_confidence=1.0))
+def test_confidence_gate_gives_uncertain(bundle: Bundle, music: np.ndarray) -> None:
+    c = Classifier(bundle.spec, bundle.model, DecisionParams(min_confidence=1.0), 1.0)
     results = run(c, music, 2205)
-    assert {r.candidate for r in results} == {"unknown"}
-    assert all(0 < r.confidence < 1 for r in results)
+    assert {r.candidate for r in results} == {"uncertain"}
+    # "uncertain" means music of no clear genre: its confidence is the probability of "some genre",
+    # all of it for a model without a reject class, while no single genre reaches the gate.
+    assert all(r.confidence == pytest.approx(1.0) and 0 < r.top3[0][1] < 1 for r in results)
     assert results[-1].top3[0][0] in bundle.spec.labels
 
 
 def test_reset_forgets_buffered_audio(bundle: Bundle, music: np.ndarray) -> None:
-    c = Classifier(bundle.spec, bundle.model, PipelineSettings(hop_s=1.0))
+    c = Classifier(bundle.spec, bundle.model, DecisionParams(), 1.0)
     run(c, music[: 5 * bundle.spec.sample_rate], 2205)
     c.reset()
     assert c.push(music[:2205]) is None  # needs a full window again

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.ringbuffer import SampleRing
+from edge.decide.ringbuffer import SampleRing
 
 
 def test_partial_chunks_keep_order_until_full() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.gates import FLOOR_DBFS, candidate_label, dbfs_from_mean_square, is_silent
-from daemon.smoothing import Hysteresis, LogProbSmoother
+from edge.decide.gates import FLOOR_DBFS, dbfs_from_mean_square, is_silent
+from edge.decide.smoothing import Hysteresis, LogProbSmoother
 from edge.scoring import mean_log_probs
 
 
@@ -93,8 +93,3 @@ def test_silence_gate_threshold_is_strict() -> None:
     assert is_silent(-60.0, -50.0)
     assert not is_silent(-50.0, -50.0)
     assert not is_silent(-20.0, -50.0)
-
-
-def test_confidence_gate_gives_unknown() -> None:
-    assert candidate_label("jazz", 0.34, 0.35) == "unknown"
-    assert candidate_label("jazz", 0.35, 0.35) == "jazz"

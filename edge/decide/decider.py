@@ -1,0 +1,88 @@
+"""One hop's decision: gate result and window probabilities in, the published state out. Pure, no I/O.
+
+The same object runs in the daemon, in ``genre-predict --published``, in the trainer's playlist
+evaluation and in the bench, so what is measured offline is what the house hears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.decide.hmm import StickyFilter
+from edge.decide.params import DecisionParams
+from edge.decide.smoothing import Hysteresis, LogProbSmoother
+from edge.decide.states import NOT_MUSIC, SILENCE, UNCERTAIN, is_reject
+
+AnyFloat = npt.NDArray[np.floating[Any]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one hop publishes. ``confidence`` is the probability of ``state`` itself (see :class:`Decider`)."""
+
+    state: str  # a genre, or uncertain / not_music / silence: what the genre topic carries
+    changed: bool  # state changed with this hop
+    confidence: float
+    candidate: str  # this hop's state before hysteresis
+    top3: list[tuple[str, float]]  # the rule's belief over the model's classes (reject shown as not_music)
+
+
+class Decider:
+    """The decision rule for a model with ``labels``: level gate, evidence, confidence gate, hysteresis.
+
+    ``confidence`` is the rule's probability of what is published: of the genre (or of not-music), of
+    "some genre" for ``uncertain`` (music, but no genre is sure enough), and 1.0 for ``silence`` (the
+    level gate is a measurement, not a guess).
+    """
+
+    def __init__(self, labels: tuple[str, ...], params: DecisionParams) -> None:
+        self.params = params
+        self.names = tuple(NOT_MUSIC if is_reject(label) else label for label in labels)
+        self._genre_mask = np.array([not is_reject(label) for label in labels])
+        self._filter = StickyFilter(len(labels), params.switch_per_hop, params.temperature)
+        self._smoother = LogProbSmoother(len(labels), params.smoothing_windows)
+        self.hysteresis = Hysteresis(params.hysteresis_windows)
+        self.belief: npt.NDArray[np.float64] | None = None
+
+    @property
+    def published(self) -> str | None:
+        return self.hysteresis.published
+
+    def reset(self) -> None:
+        """Forget the evidence (after silence or a capture gap); the published state is kept."""
+        self._filter.reset()
+        self._smoother.reset()
+        self.belief = None
+
+    def silent(self) -> Decision:
+        """A window under the level gate: no model run, and the next music starts afresh."""
+        self.reset()
+        state, changed = self.hysteresis.update(SILENCE)
+        return Decision(state, changed, self._confidence(state), SILENCE, [])
+
+    def update(self, probs: AnyFloat) -> Decision:
+        """Fold in one window's class probabilities (the model's output order)."""
+        if self.params.rule == "hmm":
+            belief = self._filter.update(probs)
+        else:
+            belief = self._smoother.push(probs).astype(np.float64)
+        self.belief = belief
+        best = int(np.argmax(belief))
+        candidate = self.names[best] if belief[best] >= self.params.min_confidence else UNCERTAIN
+        state, changed = self.hysteresis.update(candidate)
+        order = np.argsort(belief)[::-1][:3]
+        top3 = [(self.names[i], float(belief[i])) for i in order]
+        return Decision(state, changed, self._confidence(state), candidate, top3)
+
+    def _confidence(self, state: str) -> float:
+        if state == SILENCE:
+            return 1.0
+        if self.belief is None:
+            return 0.0
+        if state == UNCERTAIN:
+            return float(self.belief[self._genre_mask].sum())
+        return float(self.belief[self.names.index(state)])

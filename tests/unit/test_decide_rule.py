@@ -1,0 +1,126 @@
+"""The decision rule on synthetic probability streams: known switch -> known latency, no flapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.decide.batch import decide_windows
+from edge.decide.decider import Decider
+from edge.decide.hmm import StickyFilter
+from edge.decide.params import BASELINE, DecisionParams
+from edge.decide.states import NOT_MUSIC, SILENCE, UNCERTAIN, published_options
+
+LABELS = ("blues", "jazz", "metal", "not_music")
+LOUD, QUIET = -20.0, -80.0
+
+
+def stream(segments: list[tuple[str, int]], p_true: float = 0.6, odd_every: int = 0, odd_run: int = 3) -> np.ndarray:
+    """Window probabilities: each segment favours its label with ``p_true``; if ``odd_every`` is set,
+    ``odd_run`` windows in every ``odd_every`` favour the next label instead (a bridge, a solo)."""
+    rows = []
+    n = 0
+    for label, count in segments:
+        for _ in range(count):
+            idx = LABELS.index(label)
+            if odd_every and n % odd_every >= odd_every - odd_run:
+                idx = (idx + 1) % len(LABELS)
+            row = np.full(len(LABELS), (1 - p_true) / (len(LABELS) - 1))
+            row[idx] = p_true
+            rows.append(row)
+            n += 1
+    return np.asarray(rows, dtype=np.float32)
+
+
+def states(probs: np.ndarray, params: DecisionParams, rms: list[float] | None = None) -> list[str]:
+    levels = rms if rms is not None else [LOUD] * len(probs)
+    return [d.state for d in decide_windows(probs, levels, LABELS, params)]
+
+
+def changes(seq: list[str]) -> int:
+    return sum(a != b for a, b in zip(seq, seq[1:], strict=False))
+
+
+def test_a_song_change_is_followed_within_a_few_hops_and_only_once() -> None:
+    probs = stream([("blues", 60), ("metal", 60)])
+    out = states(probs, DecisionParams())
+    first_metal = out.index("metal")
+    assert 60 <= first_metal <= 60 + 8, out[55:75]
+    assert out[first_metal:] == ["metal"] * (120 - first_metal)
+    assert set(out[10:60]) == {"blues"}
+
+
+def test_odd_windows_inside_a_song_do_not_flap_the_published_genre() -> None:
+    probs = stream([("jazz", 200)], odd_every=15)  # 3 windows in 15 point elsewhere
+    hmm = states(probs, DecisionParams())
+    assert changes(hmm[10:]) == 0 and hmm[-1] == "jazz"
+    # The 5-window mean without hysteresis flaps on the same stream; the filter is what makes it steady.
+    mean = states(probs, DecisionParams(rule="mean", min_confidence=0.0, hysteresis_windows=1))
+    assert changes(mean[10:]) > changes(hmm[10:])
+
+
+def test_the_belief_is_bounded_so_a_long_song_does_not_slow_the_next_switch() -> None:
+    short = states(stream([("blues", 20), ("metal", 40)]), DecisionParams())
+    long = states(stream([("blues", 2000), ("metal", 40)]), DecisionParams())
+    assert long.index("metal") - 2000 <= short.index("metal") - 20 + 1
+
+
+def test_silence_resets_the_evidence_and_is_published() -> None:
+    probs = stream([("blues", 40), ("blues", 5), ("metal", 30)])
+    rms = [LOUD] * 40 + [QUIET] * 5 + [LOUD] * 30
+    out = states(probs, DecisionParams(), rms)
+    assert out[40:45] == [SILENCE] * 5
+    # After the reset the new song needs no evidence against the old one: as fast as from a cold start.
+    cold = states(stream([("metal", 30)]), DecisionParams())
+    assert out[45:].index("metal") == cold.index("metal")
+
+
+def test_weak_evidence_is_uncertain_and_its_confidence_is_the_music_probability() -> None:
+    flat = np.full((30, len(LABELS)), 0.25, dtype=np.float32)
+    decisions = decide_windows(flat, [LOUD] * 30, LABELS, DecisionParams())
+    assert {d.state for d in decisions} == {UNCERTAIN}
+    assert decisions[-1].confidence == pytest.approx(0.75, abs=1e-6)  # three genres of four classes
+
+
+def test_the_reject_class_is_published_as_not_music() -> None:
+    out = states(stream([("not_music", 30)]), DecisionParams())
+    assert out[-1] == NOT_MUSIC and "not_music" in published_options(LABELS)
+    assert "unknown" not in published_options((*LABELS[:3], "unknown"))
+
+
+def test_confidence_is_the_probability_of_what_is_published() -> None:
+    d = decide_windows(stream([("jazz", 30)]), [LOUD] * 30, LABELS, DecisionParams())[-1]
+    assert d.state == "jazz" and d.confidence == dict(d.top3)["jazz"] > 0.9
+
+
+def test_baseline_rule_is_todays_mean_and_hysteresis() -> None:
+    probs = stream([("blues", 20), ("metal", 20)], p_true=0.9)
+    out = states(probs, BASELINE)
+    # The 5-window mean turns to metal after 3 metal windows; hysteresis then needs 2 more hops.
+    assert out.index("metal") == 20 + 3
+
+
+def test_filter_posterior_stays_normalised_and_recovers_from_zeros() -> None:
+    f = StickyFilter(3, 0.01, 1.0)
+    for _ in range(500):
+        post = f.update(np.array([1.0, 0.0, 0.0]))
+    assert post.sum() == pytest.approx(1.0) and post[0] > 0.99
+    for _ in range(30):
+        post = f.update(np.array([0.0, 1.0, 0.0]))
+    assert post[1] > 0.99
+
+
+def test_decider_reset_keeps_what_is_published() -> None:
+    d = Decider(LABELS, DecisionParams())
+    for p in stream([("jazz", 20)]):
+        d.update(p)
+    d.reset()
+    assert d.published == "jazz" and d.belief is None
+
+
+def test_out_of_range_params_name_the_key() -> None:
+    with pytest.raises(ValueError, match="switch_per_hop"):
+        DecisionParams(switch_per_hop=0.0)
+    with pytest.raises(ValueError, match="unknown decision key"):
+        DecisionParams.from_dict({"bogus": 1})
+    assert DecisionParams.from_dict(DecisionParams(temperature=3.0).to_dict()).temperature == 3.0
