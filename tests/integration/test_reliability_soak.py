@@ -57,27 +57,34 @@ def test_six_hours_of_audio_rss_flat_no_backlog_and_realtime_cpu(
     live_cpu_pct: float | None = None
     samples: list[tuple[float, float, float]] = []  # (wall s since t0, RSS MB, audio s)
     audio_s = 0.0
-    while True:
+    final: MqttMessage | None = None
+    cpu_soak = 0.0
+    # The soak and the real-time CPU window end independently: a fast machine reaches 6 h of audio
+    # before the 60 s real-time window closes, a slow one the other way round. Wait for both.
+    while final is None or live_cpu_pct is None:
         time.sleep(2.0)
         now = time.monotonic() - t0
+        if live_cpu_pct is None and now >= REALTIME_S:
+            live_cpu_pct = 100.0 * (sum(live_ps.cpu_times()[:2]) - live_cpu0) / now
+            assert live.terminate() == 0, live.log()
+        if final is not None:
+            continue
         assert soak.proc.poll() is None, soak.log()
         last = probe.received(soak.topic("state"))[-1]
         audio_s = float(state_of(last.payload)["stream_s"])
         samples.append((now, soak_ps.memory_info().rss / 2**20, audio_s))
-        if live_cpu_pct is None and now >= REALTIME_S:
-            live_cpu_pct = 100.0 * (sum(live_ps.cpu_times()[:2]) - live_cpu0) / now
-            assert live.terminate() == 0, live.log()
         if audio_s >= AUDIO_TARGET_S or now >= WALL_LIMIT_S:
-            break
+            time.sleep(1.0)  # let the outbox deliver the newest state
+            final = probe.received(soak.topic("state"))[-1]
+            cpu_soak = sum(soak_ps.cpu_times()[:2])
+            assert soak.terminate() == 0, soak.log()
     wall = samples[-1][0]
     rate = audio_s / wall
-    time.sleep(1.0)  # let the outbox deliver the newest state
-    final = probe.received(soak.topic("state"))[-1]
     age = _age_s(final)
-    cpu_soak = sum(soak_ps.cpu_times()[:2])
-    assert soak.terminate() == 0, soak.log()
 
-    after = [rss for t, rss, _ in samples if t >= WARMUP_S]
+    # Warm-up is the first 20 s, or the first third of a soak that a fast machine finishes sooner.
+    warmup = min(WARMUP_S, wall / 3)
+    after = [rss for t, rss, _ in samples if t >= warmup]
     base = statistics.median(after[:3])
     growth = max(after) - base
     counters = state_of(final.payload)["counters"]
