@@ -143,7 +143,7 @@ def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: 
                   spec: FeatureSpec, predict: Predict, *, severities: Sequence[str], seed: int,
                   cache_dir: Path | None, base_params: DecisionParams | None = None,
                   tune_conditions: Sequence[str] = (CLEAN, "typical"), setup: PlaylistSetup | None = None,
-                  keep_timeline: bool = False) -> FoldPlaylists:
+                  tune_setup: PlaylistSetup | None = None, keep_timeline: bool = False) -> FoldPlaylists:
     """Tune the rule on ``tune_clips``' playlists, then score it and BASELINE on ``test_clips``' playlists."""
     from edge.decide.states import REJECT_LABELS
     from trainer.tune_rule import tune_search
@@ -152,9 +152,9 @@ def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: 
     # Without a reject class a model cannot say not_music; the playlists then hold songs only.
     not_music = any(label in REJECT_LABELS for label in labels)
     t0 = time.perf_counter()
-    tune_conds = [c for c in tune_conditions if c == CLEAN or c in severities]
+    tune_conds = [c for c in tune_conditions if c == CLEAN or c in severities] or [CLEAN]
     tune_runs = playlist_runs(tune_clips, spec, predict, conditions=tune_conds, seed=seed + 1, purpose="train",
-                              cache_dir=cache_dir, setup=setup, not_music=not_music, name="tune")
+                              cache_dir=cache_dir, setup=tune_setup or setup, not_music=not_music, name="tune")
     t1 = time.perf_counter()
     result = tune_search([r.probs for r in tune_runs], [r.truth for r in tune_runs], labels,
                          base_params or DecisionParams(), levels=[r.rms_dbfs for r in tune_runs],

@@ -33,7 +33,7 @@ GRID: dict[str, dict[str, tuple[Any, ...]]] = {
         "temperature": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
         "switch_per_hop": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
         "min_confidence": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-        "hysteresis_windows": (1, 2, 3),
+        "hysteresis_windows": (1, 2, 3, 4),
     },
     "mean": {
         "smoothing_windows": (3, 5, 8, 12, 20),

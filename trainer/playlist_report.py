@@ -1,0 +1,215 @@
+"""The playlist evaluation inside ``genre-train``: the per-fold hook for ``compare``, the shipped model's run
+in ``train``, the report.json sections, the report.md tables and the timeline PNGs.
+
+Which clips: a fold's test playlists are made from its own test clips, its tuning playlists from its
+*training* clips (never a test clip), through fresh "train"-purpose rooms (mild and typical) only. Why not
+clean, and why not a held-out slice of the training clips: measured on one balanced-core fold (70 clips
+trained, 10 held out as a slice, 20 test), window accuracy / mean top probability were, clean, 0.92/0.74
+on seen clips against 0.69/0.55 on the slice and 0.55/0.55 on test clips (seen clips are overconfident),
+but in a typical train room 0.40/0.42 seen, 0.50/0.41 slice, 0.45/0.39 test (a fresh room washes the
+memorisation out). The rule tuned on seen-clip room playlists scored better on the test playlists than
+the one tuned on the 10-clip slice (typical settled accuracy 0.69 vs 0.63), and a slice would take
+~15 % of the training clips from every model. So: seen training clips, rooms only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.decide.params import BASELINE, DecisionParams
+from edge.decide.states import genre_labels, is_reject
+from trainer.playlist import Song, select_songs
+from trainer.playlist_eval import (
+    CLEAN,
+    DAEMON_HOP_S,
+    FoldPlaylists,
+    PlaylistSetup,
+    Predict,
+    decoded_clips,
+    evaluate_fold,
+    keras_predictor,
+    nested,
+    summarize_folds,
+)
+
+log = logging.getLogger(__name__)
+TEST_SETUP = PlaylistSetup(max_per_genre=4)
+TUNE_SETUP = PlaylistSetup(max_per_genre=3)
+TUNE_CONDITIONS = ("mild", "typical")
+PLAYLIST_KIND = "default_clip_split"  # the recipe the device ships; velardo folds get no playlists
+_TABLE_KEYS = (("time_accuracy", "time acc", 100), ("settled_accuracy", "settled acc", 100),
+               ("changes_per_min", "changes/min", 1), ("within_song_changes_per_min", "within-song/min", 1),
+               ("switch_latency_s.median", "latency median s", 1), ("switch_latency_s.p90", "latency p90 s", 1),
+               ("unknown_share_music", "music as no genre %", 100),
+               ("genre_share_not_music", "not-music as genre %", 100))
+
+
+def _pick(clips: Sequence[Any], setup: PlaylistSetup, seed: int) -> list[Any]:
+    """The music clips a playlist set uses (the same seeded cap the builder applies), before decoding."""
+    music = [c for c in clips if not is_reject(c.genre) and c.genre != "unknown"]
+    keep = {s.clip_id for s in select_songs([Song(c.clip_id, c.genre, 0) for c in music], setup.max_per_genre, seed)}
+    return [c for c in music if c.clip_id in keep]
+
+
+def run_playlists(test_clips: Sequence[Any], tune_clips: Sequence[Any], spec: Any, predict: Predict, *,
+                  severities: Sequence[str], seed: int, cache_dir: Path | None,
+                  keep_timeline: bool = False) -> FoldPlaylists:
+    """Decode the picked clips and run :func:`trainer.playlist_eval.evaluate_fold`."""
+    sr = spec.sample_rate
+    test = decoded_clips(_pick(test_clips, TEST_SETUP, seed), sr)
+    tune = decoded_clips(_pick(tune_clips, TUNE_SETUP, seed + 1), sr)
+    return evaluate_fold(test, tune, spec, predict, severities=severities, seed=seed, cache_dir=cache_dir,
+                         base_params=DecisionParams(), setup=TEST_SETUP, tune_setup=TUNE_SETUP,
+                         tune_conditions=TUNE_CONDITIONS, keep_timeline=keep_timeline)
+
+
+def playlist_fold(ctx: Any, *, split: str, cache_dir: str | None) -> dict[str, Any]:
+    """``compare``'s per-fold hook (trainer.pipeline.FoldContext): playlists of the headline split's default
+    recipe folds; every other run returns nothing."""
+    if ctx.split != split or ctx.kind != PLAYLIST_KIND:
+        return {}
+    data = ctx.data
+    result = run_playlists([data.clips[i] for i in ctx.test_idx], [data.clips[i] for i in ctx.train_idx],
+                           ctx.trained.spec, keras_predictor(ctx.trained.model), severities=ctx.severities,
+                           seed=ctx.seed, cache_dir=Path(cache_dir) if cache_dir else None, keep_timeline=True)
+    return {"fold": ctx.fold, **dataclasses.asdict(result)}
+
+
+def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """report.json sections from the hook's per-fold dicts (timelines left out; they go to the PNGs)."""
+    folds = [f for f in folds if f]
+    if not folds:
+        return {}
+    return {
+        "playlist_cv": summarize_folds([f["metrics"] for f in folds]),
+        "playlist_cv_baseline": summarize_folds([f["baseline"] for f in folds]),
+        "playlist_cv_folds": [{k: v for k, v in f.items() if k != "timeline"} for f in folds],
+        "playlist_setup": setup_notes(),
+    }
+
+
+def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
+    """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
+    return {"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
+            "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
+                                 "seconds": result.seconds},
+            "playlist_setup": setup_notes()}
+
+
+def setup_notes() -> dict[str, Any]:
+    cfg = TEST_SETUP.config
+    return {
+        "hop_s": DAEMON_HOP_S,
+        "test_clips_per_genre_max": TEST_SETUP.max_per_genre, "tune_clips_per_genre_max": TUNE_SETUP.max_per_genre,
+        "playlist_s": TEST_SETUP.playlist_s, "gap_share": cfg.gap_share, "gap_s": list(cfg.gap_s),
+        "crossfade_share": cfg.crossfade_share, "crossfade_s": list(cfg.crossfade_s),
+        "songs_per_not_music": cfg.songs_per_not_music, "not_music_s": list(cfg.not_music_s),
+        "truth": "what is audible at each hop (window end); gaps and crossfade overlaps are 'boundary' and not "
+                 "scored; a segment's boundary is its onset; settled = 10 s after onset",
+        "rooms": "degrade() over the whole playlist (one room per playlist), purpose eval for test playlists "
+                 "and train for tuning playlists",
+        "tuning": f"training clips of the fold in fresh train-purpose rooms ({', '.join(TUNE_CONDITIONS)}) with "
+                  "train voices; test clips never (see trainer/playlist_report.py for why)",
+        "not_music": "only for models with the reject class (compare's genre-task models have none)",
+        "baseline": BASELINE.to_dict(),
+    }
+
+
+def _cell(value: Any, scale: float) -> str:
+    if isinstance(value, Mapping):
+        mean, std = value.get("mean"), value.get("std")
+        if mean is None or mean != mean:
+            return ""
+        return f"{scale * mean:.1f} ± {scale * (std or 0.0):.1f}" if scale != 1 else f"{mean:.2f} ± {std or 0:.2f}"
+    if value is None or value != value:
+        return ""
+    return f"{scale * value:.1f}" if scale != 1 else f"{value:.2f}"
+
+
+def _get(d: Mapping[str, Any], dotted: str) -> Any:
+    head, _, tail = dotted.partition(".")
+    v = d.get(head)
+    return v.get(tail) if tail and isinstance(v, Mapping) else v
+
+
+def _table(rows: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+    head = "| condition | rule | " + " | ".join(h for _, h, _ in _TABLE_KEYS) + " |"
+    out = [head, "|" + "---|" * (len(_TABLE_KEYS) + 2)]
+    for cond, rule, m in rows:
+        out.append(f"| {cond} | {rule} | " + " | ".join(_cell(_get(m, k), s) for k, _, s in _TABLE_KEYS) + " |")
+    return out
+
+
+def md_lines(doc: Mapping[str, Any]) -> list[str]:
+    """report.md lines for the playlist sections present in ``doc`` (empty if none)."""
+    out: list[str] = []
+    for key, base_key, title in (("playlist_cv", "playlist_cv_baseline", "CV folds, each fold's test clips"),
+                                 ("playlist", "playlist_baseline", "the shipped model (int8), its held-out clips")):
+        tuned, base = doc.get(key), doc.get(base_key) or {}
+        if not tuned:
+            continue
+        rows = []
+        for cond in tuned:
+            rows.append((cond, "tuned", tuned[cond]))
+            if cond in base:
+                rows.append((cond, "baseline", base[cond]))
+        out += ["", f"## What the house hears: playlists ({title})", "",
+                "Published `genre` per 1 s hop, run through the daemon's decision code (edge.decide); tuned = the "
+                "rule tuned on training-clip playlists, baseline = today's 5-window mean + 2-window hysteresis. "
+                "Goals (typical room): settled ≥ 80 %, within-song ≤ 0.5/min, latency median ≤ 10 s, p90 ≤ 20 s, "
+                "not-music as genre ≤ 2 %.", "", *_table(rows)]
+        if key == "playlist_cv":
+            params = [f.get("tuned", {}) for f in doc.get("playlist_cv_folds", [])]
+            if params:
+                out += ["", "Tuned per fold: " + "; ".join(
+                    f"fold {f.get('fold', i)}: T={p.get('temperature')}, switch={p.get('switch_per_hop')}, "
+                    f"min_conf={p.get('min_confidence')}, hyst={p.get('hysteresis_windows')}"
+                    for i, (f, p) in enumerate(zip(doc["playlist_cv_folds"], params, strict=True)))]
+        else:
+            shipped = doc.get("playlist_shipped", {}).get("decision")
+            if shipped:
+                out += ["", f"Shipped rule (model.json `decision`): `{shipped}`"]
+    return out
+
+
+def plot_timelines(out: Path, prefix: str, timelines: Sequence[Mapping[str, Any]], labels: Sequence[str],
+                   title: str) -> list[Path]:
+    """``<prefix>_<condition>.png`` per condition, one row per playlist (truth above, published below)."""
+    from trainer.timeline import plot_timeline
+
+    by_cond: dict[str, list[Mapping[str, Any]]] = {}
+    for row in timelines:
+        by_cond.setdefault(str(row["condition"]), []).append(row)
+    genres = list(genre_labels(tuple(labels)))
+    paths = []
+    for cond, rows in by_cond.items():
+        named = [{**r, "playlist": f"{r.get('fold_name', '')}{r['playlist']}"} for r in rows]
+        paths.append(plot_timeline(out / f"{prefix}_{cond}.png", named, genres, f"{title}: {cond}"))
+    return paths
+
+
+def cv_timelines(folds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every fold's timeline rows, named by fold."""
+    return [{**row, "fold_name": f"fold {f['fold']} "} for f in folds if f for row in f.get("timeline", [])]
+
+
+def tflite_predictor(model_bytes: bytes) -> Predict:
+    """Probabilities from normalised inputs through the int8 model, as the device runs it."""
+    from trainer.export import TfliteRunner
+
+    runner = TfliteRunner(model_bytes)
+
+    def predict(x: np.ndarray[Any, Any]) -> Any:
+        return runner(x)
+
+    return predict
+
+
+__all__ = ["CLEAN", "cv_sections", "cv_timelines", "md_lines", "playlist_fold", "plot_timelines", "run_playlists",
+           "shipped_section", "tflite_predictor"]
