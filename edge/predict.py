@@ -1,4 +1,8 @@
-"""``genre-predict AUDIO... [--model DIR] [--hop S] [--json]``: a per-window timeline and a verdict.
+"""``genre-predict AUDIO... [--model DIR] [--hop S] [--json] [--published]``: a per-window timeline and a verdict.
+
+``--published`` shows instead what ``genre-daemon`` would publish at each hop: the file is pushed through
+the daemon's own :class:`~edge.decide.classifier.Classifier` (streaming MFCC, level gate, the decision
+rule the model carries), in 0.1 s chunks as a microphone delivers them.
 
 Each bad file gets one line on stderr and the others are still classified; the exit code is that of
 the first failure (2: no such file/usage, 65: undecodable or too short audio, bad model).
@@ -19,6 +23,8 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import Bundle, load_bundle
 from edge.classify import WindowResult, classify_signal, verdict
+from edge.decide.classifier import Classifier
+from edge.decide.classifier import WindowResult as Hop
 from edge.errors import AudioDecodeError, GenreError, UsageError
 from edge.scoring import top_k
 
@@ -32,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hop", type=float, default=None, help="seconds between windows (default: the model's)")
     parser.add_argument("--json", action="store_true", help="print JSON Lines instead of a table")
     parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    parser.add_argument("--published", action="store_true",
+                        help="what the daemon would publish at each hop (its decision rule), not window verdicts")
     return parser
 
 
@@ -44,7 +52,7 @@ def _hop_frames(bundle: Bundle, hop_s: float | None) -> int:
     return spec.frames_for(hop_s)
 
 
-def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowResult]:
+def _load(path: Path, bundle: Bundle) -> npt.NDArray[np.float32]:
     spec = bundle.spec
     signal = load_audio(path, spec.sample_rate)
     if signal.size < spec.window_span_samples:
@@ -52,7 +60,42 @@ def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowRes
             f"{path}: audio is {signal.size / spec.sample_rate:.2f} s, shorter than one "
             f"{spec.window_span_samples / spec.sample_rate:.2f} s window"
         )
-    return classify_signal(signal, bundle, hop_frames)
+    return signal
+
+
+def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowResult]:
+    return classify_signal(_load(path, bundle), bundle, hop_frames)
+
+
+def published_file(path: Path, bundle: Bundle, hop_frames: int) -> list[Hop]:
+    """Every hop's decision, exactly as the daemon makes it (the bundle's rule, 0.1 s chunks)."""
+    spec = bundle.spec
+    signal = _load(path, bundle)
+    classifier = Classifier(spec, bundle.model, bundle.decision, hop_frames * spec.hop_length / spec.sample_rate)
+    chunk = max(1, spec.sample_rate // 10)
+    hops = (classifier.push(signal[i : i + chunk]) for i in range(0, signal.size, chunk))
+    return [h for h in hops if h is not None]
+
+
+def emit_published(out: TextIO, path: Path, hops: list[Hop], as_json: bool) -> None:
+    changes = sum(h.changed for h in hops[1:])
+    seconds: dict[str, int] = {}
+    for h in hops:
+        seconds[h.published] = seconds.get(h.published, 0) + 1
+    if as_json:
+        for h in hops:
+            row = {"file": str(path), "time": round(h.stream_s, 3), "published": h.published,
+                   "confidence": round(h.confidence, 5), "candidate": h.candidate, "changed": h.changed}
+            out.write(json.dumps(row) + "\n")
+        out.write(json.dumps({"file": str(path), "hops": len(hops), "changes": changes, "hops_by_state": seconds})
+                  + "\n")
+        return
+    out.write(f"{path}\n  {'time (s)':>8}  {'published':<10} {'conf':>5}  this hop\n")
+    for h in hops:
+        mark = "*" if h.changed else " "
+        out.write(f"  {h.stream_s:8.1f} {mark}{h.published:<10} {h.confidence:5.2f}  {h.candidate}\n")
+    share = ", ".join(f"{k} {v}" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]))
+    out.write(f"  {len(hops)} hops, {changes} changes; hops by state: {share}\n\n")
 
 
 def _probs_dict(probs: npt.NDArray[np.float32], labels: tuple[str, ...]) -> dict[str, float]:
@@ -107,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     emit = emit_json if args.json else emit_table
     for path in args.audio:
         try:
-            results = classify_file(path, bundle, hop_frames)
+            if args.published:
+                emit_published(sys.stdout, path, published_file(path, bundle, hop_frames), args.json)
+            else:
+                emit(sys.stdout, path, classify_file(path, bundle, hop_frames), bundle.spec.labels)
         except GenreError as exc:
             print(f"genre-predict: {exc}", file=sys.stderr)
             status = status or exc.exit_code
             continue
-        emit(sys.stdout, path, results, bundle.spec.labels)
         sys.stdout.flush()
     return status
 

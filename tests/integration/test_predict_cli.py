@@ -89,3 +89,32 @@ def test_each_bad_input_gives_one_line_and_its_exit_code(tiny_bundle: Path, tmp_
         assert "Traceback" not in proc.stderr
         if code == 65:
             assert proc.stderr.count("\n") == 1, f"{args}: more than one line: {proc.stderr!r}"
+
+
+def test_published_view_is_what_the_daemon_decides_hop_by_hop(gtzan_dir: Path, shipped_bundle: Path) -> None:
+    from edge.audio import load_audio
+    from edge.bundle import load_bundle
+    from edge.decide.batch import decide_windows, window_inputs
+
+    clip = _clip(gtzan_dir, "blues", 2)
+    proc = _run(clip, "--published", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    hops, summary = rows[:-1], rows[-1]
+    assert summary["hops"] == len(hops) >= 25 and summary["changes"] == sum(h["changed"] for h in hops[1:])
+    assert all(0.0 <= h["confidence"] <= 1.0 for h in hops)
+    assert {h["published"] for h in hops} <= {*load_bundle(shipped_bundle).spec.labels, "uncertain", "not_music",
+                                               "silence"} - {"unknown"}
+    # Streaming (the daemon's Classifier, 0.1 s chunks) == the batch path the trainer's playlist evaluation uses.
+    bundle = load_bundle(shipped_bundle)
+    inputs, rms, end_s = window_inputs(load_audio(clip, bundle.spec.sample_rate), bundle.spec, bundle.spec.hop_frames)
+    probs = np.stack([bundle.model.predict(x).copy() for x in inputs])
+    offline = decide_windows(probs, rms, bundle.spec.labels, bundle.decision)
+    assert [d.state for d in offline] == [h["published"] for h in hops]
+    # States are identical; confidences agree to within ~2 steps of the int8 output (1/256), since the
+    # streaming and batch MFCCs may differ in the last float32 bit and the model's output is quantised.
+    assert np.allclose([d.confidence for d in offline], [h["confidence"] for h in hops], atol=0.01)
+    assert np.allclose(end_s, [h["time"] for h in hops], atol=0.1)
+
+    table = _run(clip, "--published")
+    assert table.returncode == 0 and f"{len(hops)} hops, {summary['changes']} changes" in table.stdout
