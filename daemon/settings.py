@@ -70,6 +70,7 @@ class PipelineSettings:
     temperature: float | None = None  # hmm: window likelihoods are probs ** (1 / T)
     smoothing_windows: int | None = None  # mean: N, the mean of the last N windows' log-probabilities
     hysteresis_windows: int | None = None  # K: a new state must lead K consecutive hops before it is published
+    hold: bool | None = None  # keep the published state while it is the most probable class
 
     def decision(self, base: DecisionParams) -> DecisionParams:
         """``base`` (the bundle's rule) with every key this config sets."""

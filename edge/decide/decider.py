@@ -34,6 +34,9 @@ class Decision:
 class Decider:
     """The decision rule for a model with ``labels``: level gate, evidence, confidence gate, hysteresis.
 
+    A new class is announced once its probability reaches ``min_confidence`` (else ``uncertain``), and
+    (with ``hold``) stays announced for as long as it remains the most probable class.
+
     ``confidence`` is the rule's probability of what is published: of the genre (or of not-music), of
     "some genre" for ``uncertain`` (music, but no genre is sure enough), and 1.0 for ``silence`` (the
     level gate is a measurement, not a guess).
@@ -72,7 +75,11 @@ class Decider:
             belief = self._smoother.push(probs).astype(np.float64)
         self.belief = belief
         best = int(np.argmax(belief))
-        candidate = self.names[best] if belief[best] >= self.params.min_confidence else UNCERTAIN
+        name = self.names[best]
+        # The published state is kept while it is still the most probable class, however sure: a dip
+        # to "uncertain" and back inside one song would be two changes for the house to react to.
+        held = self.params.hold and name == self.hysteresis.published
+        candidate = name if held or belief[best] >= self.params.min_confidence else UNCERTAIN
         state, changed = self.hysteresis.update(candidate)
         order = np.argsort(belief)[::-1][:3]
         top3 = [(self.names[i], float(belief[i])) for i in order]

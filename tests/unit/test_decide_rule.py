@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def states(probs: np.ndarray, params: DecisionParams, rms: list[float] | None = 
 
 
 def changes(seq: list[str]) -> int:
-    return sum(a != b for a, b in zip(seq, seq[1:], strict=False))
+    return sum(a != b for a, b in itertools.pairwise(seq))
 
 
 def test_a_song_change_is_followed_within_a_few_hops_and_only_once() -> None:
@@ -68,10 +70,13 @@ def test_the_belief_is_bounded_so_a_long_song_does_not_slow_the_next_switch() ->
 def test_silence_resets_the_evidence_and_is_published() -> None:
     probs = stream([("blues", 40), ("blues", 5), ("metal", 30)])
     rms = [LOUD] * 40 + [QUIET] * 5 + [LOUD] * 30
-    out = states(probs, DecisionParams(), rms)
+    out = states(probs, DecisionParams(hysteresis_windows=2), rms)
+    assert out[40:45] == ["blues"] + [SILENCE] * 4  # silence, like any state, leads 2 hops first
+    one = DecisionParams(hysteresis_windows=1)
+    out = states(probs, one, rms)
     assert out[40:45] == [SILENCE] * 5
     # After the reset the new song needs no evidence against the old one: as fast as from a cold start.
-    cold = states(stream([("metal", 30)]), DecisionParams())
+    cold = states(stream([("metal", 30)]), one)
     assert out[45:].index("metal") == cold.index("metal")
 
 
