@@ -19,6 +19,7 @@ import pytest
 from tests.integration.conftest import DaemonProc, run_cli, state_of
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
+from tests.support.waiting import lines_with, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "genre-daemon.service"
@@ -135,7 +136,14 @@ def test_wrong_password_keeps_classifying_and_logs_once(
     d = daemon(
         music_file, target=b, extra=["--speed", "20", "--loop"], mqtt=f"username = 'pi'\npassword_file = '{pw}'\n"
     )
-    time.sleep(3.0)
+    # "Once" needs repeated refusals: wait for three at the broker (backoff 0.5-2 s), however long the daemon
+    # took to start, rather than a fixed time that a loaded machine spends starting up.
+    wait_until(
+        lambda: len(lines_with(b.log_text(), "disconnected, not authorised")) >= 3,
+        timeout=30,
+        what="three refused connection attempts at the broker",
+        log=d.log,
+    )
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
     refusals = [line for line in d.log().splitlines() if "refused" in line]
@@ -191,11 +199,16 @@ def test_no_watchdog_pings_while_no_windows_are_classified(
             music_file, extra=["--speed", "0.01"], env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
         )
         seen: list[str] = []
+        # READY=1 first (however long start-up takes here), then 3 s in which pings would be due every 0.2 s.
+        deadline = time.monotonic() + 30.0
+        while "READY=1" not in seen and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                seen += sock.recv(4096).decode().split("\n")
+        assert "READY=1" in seen, f"no READY=1 within 30 s: {seen}; log:\n{d.log()}"
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 seen += sock.recv(4096).decode().split("\n")
-        assert "READY=1" in seen
         assert "WATCHDOG=1" not in seen, seen
         assert d.terminate() == 0
     finally:
@@ -306,10 +319,15 @@ def test_tls_without_the_ca_is_refused_but_never_fatal(
     d = daemon(
         music_file, target=b, extra=["--speed", "20", "--loop", "--mqtt-port", str(b.tls_port)], mqtt="tls = true\n"
     )
-    time.sleep(2.5)
+    # Wait for the failed handshake itself, not a fixed time a loaded machine may spend starting up.
+    wait_until(
+        lambda: "certificate verify failed" in d.log() or "CERTIFICATE_VERIFY_FAILED" in d.log(),
+        timeout=30,
+        what="the daemon's certificate verification error",
+        log=d.log,
+    )
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
-    assert "certificate verify failed" in d.log() or "CERTIFICATE_VERIFY_FAILED" in d.log(), d.log()
 
 
 def test_daemon_never_imports_tensorflow(tiny_bundle: Path, music_file: Path, broker: MosquittoBroker) -> None:

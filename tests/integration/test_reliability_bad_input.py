@@ -26,6 +26,7 @@ from tests.integration.conftest import DaemonProc, daemon_command, run_cli
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
 from tests.support.pulse import PulseServer
+from tests.support.waiting import lines_with, wait_until
 
 OPTIONS = {
     "blues",
@@ -285,8 +286,8 @@ def _reject(token: str) -> Any:
 
 def test_nan_and_inf_in_a_buffer_do_not_fake_silence(shipped_bundle: Path) -> None:
     from daemon.cli import lite_runtime
-    from edge.decide.classifier import Classifier
     from edge.bundle import load_bundle
+    from edge.decide.classifier import Classifier
 
     bundle = load_bundle(shipped_bundle, 1, lite_runtime(""))
     music = _music(22050, 10.0)
@@ -334,11 +335,15 @@ def test_wrong_password_clear_error_retries_with_backoff_and_never_logs_it(
         base_mqtt="reconnect_min_s = 1\nreconnect_max_s = 8\nkeepalive_s = 10\n",
         mqtt=f"username = 'pi'\npassword_file = '{pw}'\n",
     )
+    # The 9 s window starts at the first attempt, not at process start: start-up time is the machine's, the
+    # backoff schedule (attempts at 0, 1, 3, 7 s, then 15 s) is the daemon's.
+    refused = "disconnected, not authorised"
+    wait_until(lambda: lines_with(b.log_text(), refused), timeout=30, what="a first refused attempt", log=d.log)
     time.sleep(9.0)
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
     log = d.log()
-    attempts = [line for line in b.log_text().splitlines() if "disconnected, not authorised" in line]
+    attempts = lines_with(b.log_text(), refused)
     refusals = [line for line in log.splitlines() if "refused" in line]
     assert refusals and "Not authorized" in refusals[0], f"no clear auth error in:\n{log}"
     assert 3 <= len(attempts) <= 6, f"{len(attempts)} attempts in 9 s (backoff 1, 2, 4, 8 s expected):\n" + "\n".join(
@@ -359,7 +364,14 @@ def test_tls_with_the_wrong_ca_fails_clearly(
         extra=["--speed", "20", "--loop", "--mqtt-port", str(b.tls_port)],
         mqtt=f"tls = true\nca_file = '{b.tls.other_ca_cert}'\n",
     )
-    time.sleep(2.5)
+    # "Once" needs repeated failures: wait for three handshakes the broker saw fail (backoff 0.5-2 s),
+    # however long the daemon took to start, rather than a fixed time.
+    wait_until(
+        lambda: len(lines_with(b.log_text(), "alert unknown ca")) >= 3,
+        timeout=30,
+        what="three failed TLS handshakes at the broker",
+        log=d.log,
+    )
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
     errors = [line for line in d.log().splitlines() if "certificate verify failed" in line]
