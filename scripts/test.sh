@@ -13,11 +13,15 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 # numpy<2: tflite-runtime 2.14 (the Pi's runtime on Python 3.11) fails at Interpreter() with numpy 2.
 .venv/bin/python -m pip install -q -e ".[train,dev]" "numpy<2"
+# A pinned Home Assistant core in its own Python >= 3.13 venv (cached under ~/.cache/genre-pi; minutes, once).
+.venv/bin/python -m tests.support.ha_venv || echo "Home Assistant venv not built; its tests say why" >&2
 
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== import contract (pyproject.toml [tool.importlinter])"
+.venv/bin/lint-imports
 echo "== pytest"
 # Missing services must fail, not skip, where the suite is meant to be complete.
 export GENRE_PI_REQUIRE_SERVICES=1
