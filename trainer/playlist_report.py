@@ -40,7 +40,7 @@ from trainer.playlist_eval import (
 
 log = logging.getLogger(__name__)
 TEST_SETUP = PlaylistSetup(max_per_genre=4)
-TUNE_SETUP = PlaylistSetup(max_per_genre=3)
+TUNE_SETUP = PlaylistSetup(max_per_genre=2)
 TUNE_CONDITIONS = ("mild", "typical")
 PLAYLIST_KIND = "default_clip_split"  # the recipe the device ships; velardo folds get no playlists
 _TABLE_KEYS = (("time_accuracy", "time acc", 100), ("settled_accuracy", "settled acc", 100),
@@ -151,6 +151,7 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for key, base_key, title in (("playlist_cv", "playlist_cv_baseline", "CV folds, each fold's test clips"),
                                  ("playlist", "playlist_baseline", "the shipped model (int8), its held-out clips")):
+        # The PNGs (plot_timelines) are named after the section: playlist_cv_<condition>.png, playlist_<...>.png
         tuned, base = doc.get(key), doc.get(base_key) or {}
         if not tuned:
             continue
@@ -163,7 +164,8 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
                 "Published `genre` per 1 s hop, run through the daemon's decision code (edge.decide); tuned = the "
                 "rule tuned on training-clip playlists, baseline = today's 5-window mean + 2-window hysteresis. "
                 "Goals (typical room): settled ≥ 80 %, within-song ≤ 0.5/min, latency median ≤ 10 s, p90 ≤ 20 s, "
-                "not-music as genre ≤ 2 %.", "", *_table(rows)]
+                "not-music as genre ≤ 2 %.", "", *_table(rows), "",
+                " ".join(f"![{key} {cond}]({key}_{cond}.png)" for cond in tuned)]
         if key == "playlist_cv":
             params = [f.get("tuned", {}) for f in doc.get("playlist_cv_folds", [])]
             if params:

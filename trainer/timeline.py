@@ -48,7 +48,7 @@ def plot_timeline(path: Path, rows: Sequence[Mapping[str, Any]], genres: Sequenc
     colours = _colours(genres)
     n = max(len(rows), 1)
     longest = max((r["times_s"][-1] if r["times_s"] else 0.0 for r in rows), default=60.0) / 60 + 0.2
-    fig, ax = plt.subplots(figsize=(min(4 + 0.9 * longest, 24), 0.9 + 0.75 * n))
+    fig, ax = plt.subplots(figsize=(min(5 + 0.9 * longest, 25), 1.4 + 0.6 * n))
     for i, row in enumerate(rows):
         y = n - 1 - i
         truth = [(a / 60, (b - a) / 60) for _, a, b in row["segments"]]
@@ -66,8 +66,8 @@ def plot_timeline(path: Path, rows: Sequence[Mapping[str, Any]], genres: Sequenc
     present = {lab for r in rows for lab, _, _ in r["segments"]} | {s for r in rows for s in r["states"]}
     handles = [Patch(facecolor=colours[k], edgecolor="black", linewidth=0.3, label=k)
                for k in [*genres, NOT_MUSIC, UNCERTAIN, SILENCE] if k in present]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25 if n < 3 else -0.08), ncol=7,
-              fontsize=7, frameon=False)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1 if n > 3 else 2, fontsize=7,
+              frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
