@@ -86,20 +86,35 @@ def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     folds = [f for f in folds if f]
     if not folds:
         return {}
-    return {
+    return _no_nan_doc({
         "playlist_cv": summarize_folds([f["metrics"] for f in folds]),
         "playlist_cv_baseline": summarize_folds([f["baseline"] for f in folds]),
         "playlist_cv_folds": [{k: v for k, v in f.items() if k != "timeline"} for f in folds],
         "playlist_setup": setup_notes(),
-    }
+    })
+
+
+def _no_nan_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _no_nan(v) for k, v in doc.items()}
+
+
+def _no_nan(value: Any) -> Any:
+    """NaN (a metric with nothing to measure, e.g. no not-music time) as null: report.json stays strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
     """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
-    return {"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
-            "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
-                                 "seconds": result.seconds},
-            "playlist_setup": setup_notes()}
+    return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
+                    "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
+                                         "seconds": result.seconds},
+                    "playlist_setup": setup_notes()})
 
 
 def setup_notes() -> dict[str, Any]:

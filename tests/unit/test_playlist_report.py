@@ -33,6 +33,9 @@ def test_cv_sections_have_every_key_under_every_condition_as_mean_and_std() -> N
     assert doc["playlist_cv"]["typical"]["settled_accuracy"]["std"] == pytest.approx(0.05)
     assert doc["playlist_cv"]["clean"]["switch_latency_s"]["median"]["mean"] == pytest.approx(4.5)
     assert all("timeline" not in f for f in doc["playlist_cv_folds"])  # the PNGs carry it, not report.json
+    nan_fold = _fold(0, 0.8)
+    nan_fold["metrics"]["clean"] = dict(nan_fold["metrics"]["clean"], genre_share_not_music=float("nan"))
+    assert cv_sections([nan_fold])["playlist_cv"]["clean"]["genre_share_not_music"]["mean"] is None  # strict JSON
     assert cv_sections([{}, {}]) == {}
 
 
