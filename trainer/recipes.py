@@ -46,6 +46,10 @@ class Recipe:
     aug_fraction: float = 0.0
     width: int = 64
     dropout: float = 0.3
+    # Clean teacher, room student: a room-copy window's target blends its label with the model's own
+    # (frozen) prediction on the clean window it was made from, weight ramped 0 -> this over the first
+    # half of training. 0 = off. It asks the model to say in the room what it says on the clean clip.
+    consistency: float = 0.0
     # Synthetic non-music clips (trainer.negatives) learned as the extra class "not_music", so speech and
     # household noise are rejected instead of announced as a genre. Shipped models only: ``compare``
     # measures the recipes on the genre task alone and sets this to 0.

@@ -161,8 +161,12 @@ def train(
             order = rng.permutation(fixed_input.shape[0])
             x, y = fixed_input[order], one_hot(seg_y[order], n_classes)
         else:
-            raw, ys = sample_crops(versions, labels, per_epoch, recipe, spec, rng)
+            clean = np.empty((per_epoch, *spec.input_shape), dtype=np.float32) if recipe.consistency else None
+            raw, ys = sample_crops(versions, labels, per_epoch, recipe, spec, rng, clean_out=clean)
             x, y = prepare(raw, spec, recipe), one_hot(ys, n_classes)
+            if clean is not None:
+                weight = recipe.consistency * min(1.0, epoch / max(1.0, recipe.epochs / 2))
+                y = (1 - weight) * y + weight * predict(trained, clean)
         if recipe.spec_augment:
             x = spec_augment(x, rng)
         if recipe.mixup_alpha > 0:

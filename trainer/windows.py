@@ -44,10 +44,13 @@ def sample_crops(
     recipe: Recipe,
     spec: FeatureSpec,
     rng: np.random.Generator,
+    clean_out: FloatArray | None = None,
 ) -> tuple[FloatArray, IntArray]:
     """Random training windows: ``versions[i]`` are clip i's frame matrices (clean first, then augmented).
 
     Class-balanced when the recipe asks (every genre equally likely per window), else clip-uniform.
+    ``clean_out`` (n_windows, frames, n_mfcc), if given, receives the clean window at the same frames
+    as each crop (room copies are frame-aligned with their clip), without changing the random draws.
     """
     n_classes = int(labels.max()) + 1
     if recipe.balanced_sampling:
@@ -66,6 +69,10 @@ def sample_crops(
         frames = clip_versions[int(rng.integers(1, len(clip_versions)))] if use_aug else clip_versions[0]
         start = int(rng.integers(0, frames.shape[0] - n + 1))
         out[j] = frames[start : start + n]
+        if clean_out is not None:
+            clean = clip_versions[0]
+            at = min(start, clean.shape[0] - n)
+            clean_out[j] = clean[at : at + n]
     return out, labels[clip_idx]
 
 

@@ -58,6 +58,18 @@ def test_balanced_crops_draw_every_class_equally() -> None:
     assert DEFAULT.balanced_sampling
 
 
+def test_clean_twins_of_room_crops_are_frame_aligned_and_do_not_change_the_draws() -> None:
+    labels = np.array([0, 1, 2])
+    # A room copy here is its clip's frames plus 1000: the aligned clean window is the crop minus 1000.
+    versions = [[_frames(300, i), _frames(300, i) + 1000.0] for i in range(labels.size)]
+    recipe = get_recipe("default", aug_fraction=1.0)
+    plain, ys_plain = sample_crops(versions, labels, 200, recipe, SPEC, np.random.default_rng(3))
+    clean = np.empty_like(plain)
+    crops, ys = sample_crops(versions, labels, 200, recipe, SPEC, np.random.default_rng(3), clean_out=clean)
+    assert np.array_equal(crops, plain) and np.array_equal(ys, ys_plain)
+    assert np.allclose(crops - 1000.0, clean)
+
+
 def test_clip_verdict_is_the_mean_of_window_log_probabilities() -> None:
     cw = ClipWindows(np.zeros((4, 126, 13), dtype=np.float32), np.array([0, 0, 0, 1]), np.array([0, 1]))
     probs = np.array([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.001, 0.999, 0.0], [0.1, 0.8, 0.1]], dtype=np.float32)
