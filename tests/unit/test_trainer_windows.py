@@ -67,7 +67,7 @@ def test_clean_twins_of_room_crops_are_frame_aligned_and_do_not_change_the_draws
     clean = np.empty_like(plain)
     crops, ys = sample_crops(versions, labels, 200, recipe, SPEC, np.random.default_rng(3), clean_out=clean)
     assert np.array_equal(crops, plain) and np.array_equal(ys, ys_plain)
-    assert np.allclose(crops - 1000.0, clean)
+    assert np.allclose(crops - 1000.0, clean, atol=1e-3)  # float32 spacing at 1000 is 6e-5
 
 
 def test_clip_verdict_is_the_mean_of_window_log_probabilities() -> None:
