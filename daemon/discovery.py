@@ -1,9 +1,17 @@
 """Home Assistant MQTT discovery payloads; pure functions of the settings and the model's labels.
 
-One device per daemon with two entities: an ``enum`` genre sensor (options = the model's labels
-plus ``silence``/``unknown``) and a confidence sensor in %. Both are unavailable when the daemon
-is offline (``availability`` topic, the Last Will) or when its audio source is (the state JSON's
-``status`` is ``unavailable``), since a stale genre on a dashboard is worse than none.
+One device per daemon with three entities, each recording only what changes:
+
+- **Genre**: an ``enum`` sensor on the ``genre`` topic (published on change only), options = the
+  model's genres plus ``uncertain``/``not_music``/``silence`` (never a state Home Assistant reserves).
+  No attributes, so Home Assistant writes a row only when the genre changes.
+- **Genre confidence** (%) and **Audio level** (dBFS, with top-3 and counters as attributes):
+  diagnostic entities on the ``diagnostics`` topic, published every ``diagnostics_interval_s``.
+
+All go unavailable when the daemon is offline (``availability`` topic, the Last Will) or when its
+audio source is (the state JSON's ``status`` is ``unavailable``): a stale genre on a dashboard is
+worse than none. Entity ids come from ``mqtt.device_id`` only (``sensor.genre_pi_<device_id>_genre``),
+never from the display name, so renaming the device does not break automations.
 """
 
 from __future__ import annotations
@@ -11,10 +19,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from daemon import __version__
-from daemon.gates import SILENCE, UNAVAILABLE, UNKNOWN
 from daemon.settings import Settings
+from edge.decide.states import UNAVAILABLE, published_options
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -27,6 +36,7 @@ class Topics:
     availability: str
     genre: str
     state: str
+    diagnostics: str
     ha_status: str  # Home Assistant's birth/will topic: "online" means re-send discovery
 
 
@@ -35,6 +45,7 @@ def topics(settings: Settings) -> Topics:
         availability=settings.topic("availability"),
         genre=settings.topic("genre"),
         state=settings.topic("state"),
+        diagnostics=settings.topic("diagnostics"),
         ha_status=f"{settings.discovery.prefix}/status",
     )
 
@@ -44,15 +55,26 @@ def node_id(device_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", device_id)
 
 
+def object_id(device_id: str, entity: str) -> str:
+    """The entity id's object part, as Home Assistant will slugify it: ``genre_pi_<device_id>_<entity>``."""
+    return re.sub(r"[^a-z0-9]+", "_", f"genre_pi_{device_id}_{entity}".lower()).strip("_")
+
+
+def entity_id(device_id: str, entity: str) -> str:
+    """The entity id Home Assistant gives a new entity, e.g. ``sensor.genre_pi_kitchen_genre``."""
+    return f"sensor.{object_id(device_id, entity)}"
+
+
 def genre_options(labels: tuple[str, ...]) -> list[str]:
-    """Every value the genre topic can carry."""
-    return [*labels, *(extra for extra in (SILENCE, UNKNOWN) if extra not in labels)]
+    """Every value the genre topic can carry (the model's genres and the published non-genres)."""
+    return published_options(labels)
 
 
 def discovery_messages(settings: Settings, labels: tuple[str, ...], model_version: str) -> dict[str, str]:
     """Discovery config topic -> JSON payload (publish retained)."""
     t = topics(settings)
-    node = node_id(settings.mqtt.device_id)
+    device_id = settings.mqtt.device_id
+    node = node_id(device_id)
     prefix = settings.discovery.prefix
     device = {
         "identifiers": [f"genre_pi_{node}"],
@@ -70,35 +92,56 @@ def discovery_messages(settings: Settings, labels: tuple[str, ...], model_versio
             "payload_not_available": OFFLINE,
         },
     ]
-    common = {
-        "availability": availability,
-        "availability_mode": "all",
-        "device": device,
-        "origin": {"name": "genre-pi", "sw_version": __version__},
-        "qos": settings.mqtt.qos,
-    }
-    genre = {
-        "name": "Genre",
-        "unique_id": f"genre_pi_{node}_genre",
-        "state_topic": t.genre,
-        "device_class": "enum",
-        "options": genre_options(labels),
-        "icon": "mdi:music-box-multiple",
-        "json_attributes_topic": t.state,
-        "json_attributes_template": "{{ {'top3': value_json.top3, 'rms_db': value_json.rms_db} | tojson }}",
-        **common,
-    }
-    confidence = {
-        "name": "Genre confidence",
-        "unique_id": f"genre_pi_{node}_confidence",
-        "state_topic": t.state,
-        "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
-        "unit_of_measurement": "%",
-        "state_class": "measurement",
-        "icon": "mdi:percent",
-        **common,
-    }
-    return {
-        f"{prefix}/sensor/{node}/genre/config": json.dumps(genre, separators=(",", ":")),
-        f"{prefix}/sensor/{node}/confidence/config": json.dumps(confidence, separators=(",", ":")),
-    }
+
+    def entity(key: str, name: str, **fields: Any) -> tuple[str, str]:
+        oid = object_id(device_id, key)
+        config = {
+            "name": name,
+            "unique_id": f"genre_pi_{node}_{key}",
+            # Home Assistant up to 2025.9 reads object_id; 2025.10 and later read default_entity_id
+            # (and drop object_id in 2026.4). Either way the id is set from the device id, once.
+            "object_id": oid,
+            "default_entity_id": f"sensor.{oid}",
+            **fields,
+            "availability": availability,
+            "availability_mode": "all",
+            "device": device,
+            "origin": {"name": "genre-pi", "sw_version": __version__},
+            "qos": settings.mqtt.qos,
+        }
+        return f"{prefix}/sensor/{node}/{key}/config", json.dumps(config, separators=(",", ":"))
+
+    return dict(
+        [
+            entity(
+                "genre",
+                "Genre",
+                state_topic=t.genre,
+                device_class="enum",
+                options=genre_options(labels),
+                icon="mdi:music-box-multiple",
+            ),
+            entity(
+                "confidence",
+                "Genre confidence",
+                state_topic=t.diagnostics,
+                value_template="{{ (value_json.confidence * 100) | round(0) }}",
+                unit_of_measurement="%",
+                state_class="measurement",
+                entity_category="diagnostic",
+                icon="mdi:percent",
+            ),
+            entity(
+                "level",
+                "Audio level",
+                state_topic=t.diagnostics,
+                value_template="{{ value_json.rms_db }}",
+                unit_of_measurement="dBFS",
+                state_class="measurement",
+                entity_category="diagnostic",
+                icon="mdi:microphone",
+                json_attributes_topic=t.diagnostics,
+                json_attributes_template="{{ {'top3': value_json.top3, 'counters': value_json.counters} | tojson }}",
+            ),
+        ]
+    )

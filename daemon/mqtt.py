@@ -4,8 +4,10 @@ paho's network thread (``loop_start``) owns the socket and reconnects (exponenti
 ``reconnect_min_s`` doubling up to ``reconnect_max_s``, 5 s by default). Our outbox thread sends only the
 *latest* genre and state, one message at a time and waiting for each acknowledgement, so a
 broker that is down or slow never makes anything queue up: classification keeps running and
-newer values simply replace older unsent ones. Every (re)connect re-sends availability,
-discovery, genre and state, all retained.
+newer values simply replace older unsent ones. Every (re)connect re-sends discovery, genre, state,
+diagnostics and availability, all retained, and ``online`` goes out only after the genre: a restarted
+daemon stays ``offline`` (its predecessor's Will) until its first fresh decision, so the previous
+process's retained genre never looks current.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Publisher:
         self._stop = threading.Event()
         self._genre: str | None = None
         self._state: str | None = None
-        self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state"
+        self._diagnostics: str | None = None
+        self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state", "diagnostics"
         self._last_error = ""
         self._refused = False  # the last CONNACK was a refusal (auth, protocol)
         self._sending = False
@@ -97,7 +100,9 @@ class Publisher:
         with self._cond:
             self.stats.connects += 1
             self.stats.connected = True
-            self._dirty |= {"availability", "genre", "state"} | ({"discovery"} if self.discovery else set())
+            self._dirty |= {"availability", "genre", "state", "diagnostics"}
+            if self.discovery:
+                self._dirty.add("discovery")
             self._cond.notify_all()
         if self.discovery:
             client.subscribe(self.topics.ha_status, qos=self.settings.qos)
@@ -193,20 +198,32 @@ class Publisher:
             self._dirty.add("state")
             self._cond.notify_all()
 
+    def set_diagnostics(self, payload: str) -> None:
+        with self._cond:
+            self._diagnostics = payload
+            self._dirty.add("diagnostics")
+            self._cond.notify_all()
+
+    def _sendable(self) -> set[str]:
+        # `online` waits for a genre of this process: until then the retained genre is the previous one's.
+        return self._dirty - {"availability"} if self._genre is None else self._dirty
+
     def idle(self) -> bool:
         """True when connected and nothing is waiting to be sent (for flushing before exit)."""
         with self._cond:
-            return self.stats.connected and not self._dirty and not self._sending
+            return self.stats.connected and not self._sendable() and not self._sending
 
     def _run(self) -> None:
-        order = ("availability", "discovery", "state", "genre")
+        # Genre before state and availability: when Home Assistant sees `online`, the genre is already current.
+        order = ("discovery", "genre", "state", "availability", "diagnostics")
         while not self._stop.is_set():
             with self._cond:
-                while not self._stop.is_set() and not (self._dirty and self.stats.connected):
+                while not self._stop.is_set() and not (self._sendable() and self.stats.connected):
                     self._cond.wait(0.5)
                 if self._stop.is_set():
                     return
-                key = next(k for k in order if k in self._dirty)
+                sendable = self._sendable()
+                key = next(k for k in order if k in sendable)
                 self._dirty.discard(key)
                 self._sending = True
                 messages = self._messages(key)
@@ -223,6 +240,8 @@ class Publisher:
             return list(self.discovery.items())
         if key == "genre":
             return [(self.topics.genre, self._genre)] if self._genre is not None else []
+        if key == "diagnostics":
+            return [(self.topics.diagnostics, self._diagnostics)] if self._diagnostics is not None else []
         return [(self.topics.state, self._state)] if self._state is not None else []
 
     def _send(self, topic: str, payload: str) -> bool:

@@ -29,6 +29,8 @@ class Sink(Protocol):
 
     def set_state(self, payload: str) -> None: ...
 
+    def set_diagnostics(self, payload: str) -> None: ...
+
 
 class Notifier(Protocol):
     def watchdog(self, now: float | None = None) -> bool: ...
@@ -47,7 +49,11 @@ class Pipeline:
     stop: threading.Event
     model_version: str
     extra_counters: Callable[[], dict[str, Any]] | None = None  # more counters (MQTT reconnects)
+    # Audio seconds between `diagnostics` messages. Each one is a recorder row per diagnostic entity in
+    # Home Assistant, so they follow the clock, not the hop; the genre itself goes out at every change.
+    diagnostics_interval_s: float = 60.0
     last_result: WindowResult | None = field(default=None, init=False)
+    _next_diagnostics_s: float = field(default=0.0, init=False)
 
     def run(self) -> int:
         generation = self.source.generation
@@ -94,6 +100,9 @@ class Pipeline:
             log.debug("silent window (%.1f dBFS)", r.rms_dbfs)
         self.sink.set_genre(r.published)
         self.sink.set_state(self.state_json(r))
+        if r.stream_s >= self._next_diagnostics_s:
+            self._next_diagnostics_s = r.stream_s + self.diagnostics_interval_s
+            self.sink.set_diagnostics(self.diagnostics_json(r))
         self.notifier.watchdog()
         self.notifier.status(f"{r.published} ({r.confidence:.0%}) | {self.counter_text()}")
 
@@ -146,10 +155,27 @@ class Pipeline:
                 "rms_db": round(r.rms_dbfs, 1),
                 "stream_s": round(r.stream_s, 3),
             }
-        doc["time"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        doc["time"] = _now()
         doc["model"] = self.model_version
         doc["counters"] = self.counters()
         return json.dumps(doc, separators=(",", ":"))
+
+    def diagnostics_json(self, r: WindowResult) -> str:
+        """The retained ``diagnostics`` payload: what Home Assistant's diagnostic entities record."""
+        doc = {
+            "genre": r.published,
+            "confidence": round(r.confidence, 4),
+            "top3": [{"genre": g, "p": round(p, 4)} for g, p in r.top3],
+            "rms_db": round(r.rms_dbfs, 1),
+            "stream_s": round(r.stream_s, 3),
+            "time": _now(),
+            "counters": self.counters(),
+        }
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _status(published: str) -> str:
