@@ -241,11 +241,13 @@ def test_silent_and_empty_input(cache_dir: pathlib.Path) -> None:
 def test_degrade_30s_clip_is_fast(cache_dir: pathlib.Path) -> None:
     x = _music_like(30.0, seed=2)
     degrade(x, SR, "harsh", 0, cache_dir=cache_dir)  # warm banks
-    start = time.perf_counter()
+    # CPU time, not wall time: on a 2-core box shared by other jobs this process gets a fraction of a core and
+    # the wall clock measures the others' work. The chain is single-threaded, so on a quiet machine both agree.
+    start = time.process_time()
     degrade(x, SR, "harsh", 1, cache_dir=cache_dir)
-    elapsed = time.perf_counter() - start
-    # Budget is ~0.3 s on a quiet machine; allow slack for a loaded CI box.
-    assert elapsed < 1.0, f"degrading 30 s took {elapsed:.3f} s"
+    elapsed = time.process_time() - start
+    # Budget is ~0.3 s on a quiet machine; allow slack for a slower CPU.
+    assert elapsed < 1.0, f"degrading 30 s took {elapsed:.3f} s of CPU"
 
 
 def test_real_gtzan_clip_degrades_at_every_severity(cache_dir: pathlib.Path) -> None:
