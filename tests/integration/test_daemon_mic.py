@@ -18,7 +18,7 @@ import pytest
 from daemon.mic import MicSource
 from daemon.settings import SourceSettings
 from daemon.sources import OK, UNAVAILABLE
-from tests.support.audio import dominant_frequency
+from tests.support.audio import dominant_frequency, rms_dbfs
 from tests.support.pulse import PulseServer
 
 
@@ -41,7 +41,10 @@ def test_mic_captures_played_tone_as_mono_at_model_rate(pulse: PulseServer, make
     try:
         assert src.capture_rate in (44100, 48000) and src.channels in (1, 2)
         player = pulse.play(tone)
-        collect(src, 0.5, 22050)  # let the player start
+        # Wait for the tone itself, not a fixed 0.5 s: how long paplay takes to start is the machine's business.
+        deadline = time.monotonic() + 10
+        while rms_dbfs(collect(src, 0.1, 22050)) < -40 and time.monotonic() < deadline:
+            pass
         audio = collect(src, 2.0, 22050)
         player.terminate()
     finally:
