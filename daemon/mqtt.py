@@ -55,6 +55,7 @@ class Publisher:
         self._genre: str | None = None
         self._state: str | None = None
         self._diagnostics: str | None = None
+        self._ready = False  # this run has a current state: `online` may go out
         self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state", "diagnostics"
         self._last_error = ""
         self._refused = False  # the last CONNACK was a refusal (auth, protocol)
@@ -204,9 +205,16 @@ class Publisher:
             self._dirty.add("diagnostics")
             self._cond.notify_all()
 
+    def set_ready(self) -> None:
+        """This run's genre is current: send ``online`` (after the genre), now and after every reconnect."""
+        with self._cond:
+            self._ready = True
+            self._dirty.add("availability")
+            self._cond.notify_all()
+
     def _sendable(self) -> set[str]:
-        # `online` waits for a genre of this process: until then the retained genre is the previous one's.
-        return self._dirty - {"availability"} if self._genre is None else self._dirty
+        # `online` waits for set_ready(): until then the retained genre is the previous run's, or a warm-up.
+        return self._dirty if self._ready else self._dirty - {"availability"}
 
     def idle(self) -> bool:
         """True when connected and nothing is waiting to be sent (for flushing before exit)."""

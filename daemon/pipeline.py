@@ -31,6 +31,8 @@ class Sink(Protocol):
 
     def set_diagnostics(self, payload: str) -> None: ...
 
+    def set_ready(self) -> None: ...
+
 
 class Notifier(Protocol):
     def watchdog(self, now: float | None = None) -> bool: ...
@@ -54,6 +56,7 @@ class Pipeline:
     diagnostics_interval_s: float = 60.0
     last_result: WindowResult | None = field(default=None, init=False)
     _next_diagnostics_s: float = field(default=0.0, init=False)
+    _ready: bool = field(default=False, init=False)
 
     def run(self) -> int:
         generation = self.source.generation
@@ -100,11 +103,26 @@ class Pipeline:
             log.debug("silent window (%.1f dBFS)", r.rms_dbfs)
         self.sink.set_genre(r.published)
         self.sink.set_state(self.state_json(r))
+        if not self._ready and self._settled(r):
+            self._ready = True
+            self.sink.set_ready()
         if r.stream_s >= self._next_diagnostics_s:
             self._next_diagnostics_s = r.stream_s + self.diagnostics_interval_s
             self.sink.set_diagnostics(self.diagnostics_json(r))
         self.notifier.watchdog()
         self.notifier.status(f"{r.published} ({r.confidence:.0%}) | {self.counter_text()}")
+
+    def _settled(self, r: WindowResult) -> bool:
+        """Whether this run's output is a current state yet (then ``online`` may go out).
+
+        The first windows of a run say ``uncertain`` because the rule has no evidence yet, not because
+        the music is unclear; going online then would show Home Assistant unavailable -> uncertain ->
+        genre, a genre change that fires automations on every restart. A real uncertain is published
+        once the rule has had its windows.
+        """
+        p = self.classifier.params
+        warm_up = p.smoothing_windows + p.hysteresis_windows
+        return r.published != UNCERTAIN or self.classifier.counters.windows >= warm_up
 
     def counters(self) -> dict[str, Any]:
         c = self.classifier.counters
