@@ -1,7 +1,8 @@
 """Process plumbing for the whole-daemon section: a private mosquitto, a subscriber, a NOTIFY_SOCKET, the
 daemon process itself (CPU, RSS, rusage at exit) and an inotify watch on its input file.
 
-Every process started here gets PR_SET_PDEATHSIG, so an interrupted bench leaves no broker or daemon behind.
+The broker, the notify socket, the daemon command and PR_SET_PDEATHSIG (an interrupted bench leaves no
+broker or daemon behind) are the tests' own, from ``tests/support``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,48 +24,19 @@ from typing import Any
 import numpy as np
 import psutil
 
-PR_SET_PDEATHSIG = 1
+from tests.support.daemon_proc import daemon_command
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.notify import ReadyRecorder
+from tests.support.procs import die_with_parent
 
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the bench dies, so no daemon or broker outlives an interrupted run."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["DaemonRun", "OpenWatch", "Subscriber", "daemon_command", "mosquitto", "spawn", "wait_ready"]
 
 
 @contextlib.contextmanager
 def mosquitto(work: Path) -> Iterator[int]:
-    port = free_port()
-    conf = work / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n")
-    proc = subprocess.Popen(
-        ["mosquitto", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on port {port}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """A private broker on a free loopback port (the tests' MosquittoBroker); yields the port."""
+    with MosquittoBroker(work / "mosquitto") as broker:
+        yield broker.port
 
 
 class Subscriber:
@@ -111,47 +81,13 @@ class Subscriber:
         self.client.disconnect()
 
 
-class NotifySocket:
-    """A datagram socket standing in for systemd's: records when READY=1 arrives."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.ready_at: float | None = None
-        self.ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if b"READY=1" in data.split(b"\n") and self.ready_at is None:
-                self.ready_at = time.monotonic()
-                self.ready.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        self.sock.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-
 @dataclass
 class DaemonRun:
     """One daemon process: spawn time, READY, CPU/RSS samples, exit status and peak RSS."""
 
     proc: subprocess.Popen[bytes]
     spawned: float
-    notify: NotifySocket
+    notify: ReadyRecorder
     ps: psutil.Process
     rss: list[tuple[float, float]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
@@ -198,15 +134,10 @@ class DaemonRun:
         return float(np.median(values[len(values) // 2 :])) if values else float("nan")
 
 
-def daemon_command() -> list[str]:
-    script = Path(sys.executable).with_name("genre-daemon")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "daemon"]
-
-
 def spawn(work: Path, port: int, model: Path, source: str, name: str, extra: list[str]) -> DaemonRun:
     sock_path = work / f"notify-{name}.sock"
-    notify = NotifySocket(sock_path)
-    env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), TF_CPP_MIN_LOG_LEVEL="3")
+    notify = ReadyRecorder(sock_path)
+    env = dict(os.environ, **notify.env, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("WATCHDOG_USEC", None)
     cmd = [
         *daemon_command(),
@@ -229,7 +160,7 @@ def spawn(work: Path, port: int, model: Path, source: str, name: str, extra: lis
     stderr = (work / f"daemon-{name}.log").open("wb")
     spawned = time.monotonic()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=work, preexec_fn=_die_with_parent
+        cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=work, preexec_fn=die_with_parent()
     )
     stderr.close()
     run = DaemonRun(proc, spawned, notify, psutil.Process(proc.pid))

@@ -1,19 +1,18 @@
 """Which model the bench measures: the shipped bundle (edge/models/default), else a tiny test bundle.
 
-The tiny bundle (tests/tiny_model.py: an untrained Conv1D, int8 + float) only stands in until the trainer
+The tiny bundle (tests/support/tiny_model.py: an untrained Conv1D, int8 + float) only stands in until the trainer
 ships a model; every table says which one was used.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import REPO
 from edge.bundle import MODEL_FILE, SPEC_FILE, default_bundle_dir
+from tests.support.tiny_model import build_tiny_bundle
 
 FLOAT_FILE = "model_float.tflite"
 
@@ -42,12 +41,9 @@ def choose_model(work_dir: Path) -> ModelChoice:
 
 
 def tiny_model(work_dir: Path) -> ModelChoice:
-    """tests/tiny_model.py's int8 + float bundle, built once (TensorFlow, in a subprocess) and kept."""
+    """tests/support/tiny_model.py's int8 + float bundle, built once (TensorFlow, in a subprocess) and kept."""
     dest = work_dir / "tiny-bundle"
     if not (dest / MODEL_FILE).is_file():
-        sys.path.insert(0, str(REPO))
-        from tests.tiny_model import build_tiny_bundle
-
         tmp = work_dir / "tiny-bundle.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         build_tiny_bundle(tmp)

@@ -21,8 +21,10 @@ from daemon.errors import ConfigError
 from daemon.settings import DEFAULT_CONFIG_PATH, Settings, check_against_model, load_settings
 from daemon.systemd import Notifier
 from edge.errors import GenreError
+from edge.runtime_choice import lite_runtime
 
-# numpy/scipy/paho/TFLite are imported where needed, so a config error is reported in ~0.1 s.
+# numpy/scipy/paho/TFLite are imported where needed, so a config error is reported in ~0.1 s
+# (edge.runtime_choice only asks importlib which runtime is installed).
 
 log = logging.getLogger("genre-daemon")
 PROG = "genre-daemon"
@@ -104,24 +106,6 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-
-
-def lite_runtime(configured: str) -> str:
-    """The TFLite runtime to use: never tensorflow (edge's last resort would import ~500 MB on a Pi).
-
-    ``model.runtime`` wins, then ``$GENRE_TFLITE_RUNTIME`` if it names a lite runtime, then the first
-    of ai_edge_litert / tflite_runtime that is installed.
-    """
-    import importlib.util
-
-    from edge.errors import ModelBundleError
-
-    lite = ("ai_edge_litert", "tflite_runtime")
-    env = os.environ.get("GENRE_TFLITE_RUNTIME", "")
-    for name in (configured, env if env in lite else "", *lite):
-        if name and importlib.util.find_spec(name) is not None:
-            return name
-    raise ModelBundleError("no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime on Python 3.11)")
 
 
 def ensure_tempdir() -> None:

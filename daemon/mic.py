@@ -10,10 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import os
 import queue
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +22,7 @@ from daemon.errors import SourceUnavailable
 from daemon.settings import SourceSettings
 from daemon.sources import OK, UNAVAILABLE, FloatArray, SourceStats
 from edge.audio import StreamResampler, to_mono
+from edge.native_stderr import native_stderr_to_debug
 
 log = logging.getLogger(__name__)
 PA_INPUT_OVERFLOWED = -9981  # pyaudio.paInputOverflowed, without importing pyaudio at module load
@@ -115,32 +113,9 @@ def pick_rate(device: dict[str, Any], wanted: int, supported: Callable[[int], bo
     raise SourceUnavailable(f"device {device['name']!r} supports none of {', '.join(map(str, PREFERRED_RATES))} Hz")
 
 
-@contextlib.contextmanager
-def quiet_native_stderr() -> Any:
-    """Divert fd 2 while PortAudio probes ALSA/JACK: it prints dozens of harmless lines per init.
-
-    What was printed is logged at debug level, so nothing is lost for whoever asks for it.
-    """
-    try:
-        sink_file = tempfile.TemporaryFile()  # noqa: SIM115 (entered as a context manager below)
-    except OSError as exc:  # no writable temporary directory: let the chatter through rather than fail
-        log.debug("cannot divert PortAudio's messages (%s)", exc)
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with sink_file as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace").strip()
-            if text:
-                log.debug("PortAudio said:\n%s", text)
+def quiet_native_stderr() -> contextlib.AbstractContextManager[None]:
+    """Divert fd 2 while PortAudio probes ALSA/JACK: it prints dozens of harmless lines per init."""
+    return native_stderr_to_debug(log, "PortAudio")
 
 
 def list_devices() -> list[dict[str, Any]]:

@@ -1,19 +1,13 @@
 """TFLite inference for one MFCC window, with int8 (de)quantisation hidden from callers.
 
-Runtime preference: ai_edge_litert, then tflite_runtime, then tensorflow.lite (a last resort on a
-PC; never imported when a lighter runtime exists, since tensorflow costs ~500 MB and ~2 s to import
-and breaks tflite_runtime if loaded first). ``GENRE_TFLITE_RUNTIME`` forces one (for benchmarks).
+Every caller runs models through :class:`TfliteModel`: the daemon and ``genre-predict`` on a lite
+runtime, the trainer on ``tf.lite`` (``runtime="tensorflow"``: tensorflow is already loaded there, and
+importing tflite_runtime after it breaks the latter). Which runtime is chosen is ``edge.runtime_choice``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import ModelBundleError
+from edge.native_stderr import native_stderr_to_debug
+from edge.runtime_choice import RUNTIMES, load_interpreter_class
+
+__all__ = ["RUNTIMES", "TfliteModel", "load_interpreter_class"]
 
 log = logging.getLogger(__name__)
-
-RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-# (module to import, attribute path to the Interpreter class). TensorFlow's is reached as the attribute
-# ``tf.lite.Interpreter``: importing the submodule ``tensorflow.lite`` gives a package without it (TF 2.21).
-_MODULES = {
-    "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter"),
-    "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter"),
-    "tensorflow": ("tensorflow", "lite.Interpreter"),
-}
-
-
-def load_interpreter_class(runtime: str | None = None) -> tuple[Any, str]:
-    """The Interpreter class of the first importable runtime (or of ``runtime`` if named)."""
-    wanted = runtime or os.environ.get("GENRE_TFLITE_RUNTIME") or None
-    candidates = (wanted,) if wanted else RUNTIMES
-    errors = []
-    for name in candidates:
-        if name not in _MODULES:
-            raise ModelBundleError(f"unknown TFLite runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
-        module_name, attr_path = _MODULES[name]
-        try:
-            found: Any = importlib.import_module(module_name)
-            for attr in attr_path.split("."):
-                found = getattr(found, attr)
-        except (ImportError, AttributeError) as exc:
-            errors.append(f"{name}: {exc}")
-            continue
-        return found, name
-    raise ModelBundleError("no TFLite runtime is installed (" + "; ".join(errors) + ")")
+IN_MEMORY = Path("<in memory>")
 
 
 class TfliteModel:
@@ -62,12 +32,14 @@ class TfliteModel:
     integers.
     """
 
-    def __init__(self, path: str | Path, num_threads: int = 1, runtime: str | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, model: str | Path | bytes, num_threads: int = 1, runtime: str | None = None) -> None:
+        """``model`` is a .tflite path or the model's bytes (the trainer checks what it just converted)."""
+        self.path = IN_MEMORY if isinstance(model, bytes) else Path(model)
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(self.path)}
         interpreter_cls, self.runtime = load_interpreter_class(runtime)
         try:
-            with _native_stderr_to_log():
-                self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+            with native_stderr_to_debug(log, "tflite"):
+                self._interp = interpreter_cls(**source, num_threads=num_threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelBundleError(f"{self.path}: not a loadable TFLite model ({_first_line(exc)})") from None
@@ -118,33 +90,6 @@ class TfliteModel:
         total = float(out.sum())
         # int8 softmax outputs sum to 1 only approximately; renormalise so log-probs are comparable.
         return out / total if total > 0 else np.full_like(out, 1.0 / out.size)
-
-
-@contextlib.contextmanager
-def _native_stderr_to_log() -> Iterator[None]:
-    """Send what the C++ runtime writes to fd 2 (an XNNPACK banner on every load) to the debug log.
-
-    Without this, every start puts an ``INFO:`` line into journald and CLI output that is not ours.
-    """
-    sys.stderr.flush()
-    try:
-        sink_file = tempfile.TemporaryFile()  # noqa: SIM115 -- entered below, once we know it exists
-    except OSError as exc:  # no writable temp dir (read-only or full): keep the banner rather than fail to load
-        log.debug("cannot divert native stderr (%s)", exc)
-        yield
-        return
-    saved = os.dup(2)
-    with sink_file as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            for line in sink.read().decode(errors="replace").splitlines():
-                if line.strip():
-                    log.debug("tflite: %s", line)
 
 
 def _quant(details: dict[str, Any]) -> tuple[float, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.bundle import default_bundle_dir
-from tests.tiny_model import build_tiny_bundle
+from tests.support.tiny_model import build_tiny_bundle
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Keras -> float and full-integer int8 TFLite, and the int8-vs-float parity check.
 
-Parity uses ``tf.lite.Interpreter`` (TensorFlow is already loaded in the trainer, and importing
-tflite_runtime after tensorflow breaks it). Int8 inputs are quantised exactly as ``edge.runtime`` does.
+Exported models run through ``edge.runtime.TfliteModel`` (the daemon's own wrapper, so int8 is
+(de)quantised by the same code) on its ``tensorflow`` runtime: TensorFlow is already loaded in the
+trainer, and importing tflite_runtime after tensorflow breaks it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EX_SOFTWARE, GenreError
+from edge.runtime import TfliteModel
 
 FloatArray = npt.NDArray[np.float32]
 PARITY_MIN_AGREEMENT = 0.9  # int8 vs float top-1 on test windows
@@ -55,51 +57,30 @@ def to_tflite(model: Any, representative: FloatArray | None) -> bytes:
 
 
 class TfliteRunner:
-    """One tf.lite.Interpreter (built once), int8 (de)quantised like edge; the trainer's stand-in for edge.runtime.
+    """One exported model (built once) in edge's ``TfliteModel`` on tf.lite; batches of inputs at a time.
 
-    The trainer has tensorflow imported, which breaks tflite_runtime in the same process, so it runs
-    exported models through tf.lite instead.
+    The trainer has tensorflow imported, which breaks tflite_runtime in the same process, so the
+    runtime is named rather than chosen.
     """
 
     def __init__(self, model: Path | bytes) -> None:
-        import tensorflow as tf
-
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        if isinstance(model, bytes):
-            self._interp = tf.lite.Interpreter(model_content=model, num_threads=1)
-        else:
-            self._interp = tf.lite.Interpreter(model_path=str(model), num_threads=1)
-        self._interp.allocate_tensors()
-        self._in, self._out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+        self._model = TfliteModel(model, num_threads=1, runtime="tensorflow")
 
     def __call__(self, inputs: FloatArray) -> FloatArray:
         """Probabilities (n, labels) for each model input (n, ...)."""
-        inp, out = self._in, self._out
-        in_scale, in_zero = inp["quantization"]
-        out_scale, out_zero = out["quantization"]
-        result = np.zeros((inputs.shape[0], int(np.prod(out["shape"]))), dtype=np.float32)
+        result = np.zeros((inputs.shape[0], self._model.output_size), dtype=np.float32)
         for i in range(inputs.shape[0]):
-            x = inputs[i].reshape(inp["shape"]).astype(np.float32)
-            if in_scale:
-                x = np.clip(np.rint(x / in_scale) + in_zero, -128, 127)
-            self._interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-            self._interp.invoke()
-            y = self._interp.get_tensor(out["index"]).reshape(-1).astype(np.float32)
-            if out_scale:
-                y = (y - out_zero) * out_scale
-            y = np.clip(y, 0.0, None)
-            total = float(y.sum())
-            result[i] = y / total if total > 0 else 1.0 / y.size
+            result[i] = self._model.predict(inputs[i])
         return result
 
     def predict(self, window: FloatArray) -> FloatArray:
         """One model input -> probabilities: the ``predict`` contract of edge.runtime.TfliteModel."""
-        probs: FloatArray = self(window[None])[0]
-        return probs
+        return self._model.predict(window)
 
 
 def run_tflite(model_path: Path | bytes, inputs: FloatArray) -> FloatArray:
-    """Probabilities for each model input (n, ...) via tf.lite.Interpreter, int8 (de)quantised like edge."""
+    """Probabilities for each model input (n, ...) via edge's TfliteModel on tf.lite."""
     return TfliteRunner(model_path)(inputs)
 
 

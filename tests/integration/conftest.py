@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,17 +26,13 @@ import pytest
 import soundfile as sf
 
 from edge.audio import load_audio
+from tests.support.daemon_proc import daemon_command
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
 from tests.support.procs import die_with_parent
 
+__all__ = ["DaemonProc", "daemon_command", "run_cli", "state_of"]  # daemon_command: tests/support
 GTZAN_CLIP = Path(__file__).resolve().parents[3] / "shared" / "gtzan" / "rock" / "rock.00000.ogg"
-
-
-def daemon_command() -> list[str]:
-    """The installed console script next to this interpreter, else ``python -m daemon`` (same code)."""
-    script = Path(sys.executable).with_name("genre-daemon")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "daemon"]
 
 
 @dataclass

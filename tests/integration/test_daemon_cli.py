@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import pytest
 from tests.integration.conftest import DaemonProc, run_cli, state_of
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
+from tests.support.notify import NotifySocket
 from tests.support.waiting import lines_with, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,21 +153,17 @@ def test_wrong_password_keeps_classifying_and_logs_once(
 def test_sd_notify_ready_watchdog_status_stopping(
     tmp_path: Path, daemon: Callable[..., DaemonProc], music_file: Path
 ) -> None:
-    sock_path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(10)
-    try:
+    with NotifySocket(tmp_path / "notify.sock", timeout=10) as sock:
         t0 = time.monotonic()
         d = daemon(
             music_file,
             extra=["--speed", "20", "--loop", "--hop", "0.5"],
-            env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"},
+            env={**sock.env, "WATCHDOG_USEC": "1000000"},
         )
         ready_at = None
         seen: list[str] = []
         while not ("WATCHDOG=1" in seen and any(s.startswith("STATUS=") and "windows" in s for s in seen)):
-            lines = sock.recv(4096).decode().split("\n")
+            lines = sock.recv()
             if "READY=1" in lines and ready_at is None:
                 ready_at = time.monotonic() - t0
                 assert f"MAINPID={d.proc.pid}" in lines
@@ -179,40 +174,23 @@ def test_sd_notify_ready_watchdog_status_stopping(
         assert re.search(r"STATUS=\w+ \(\d+%\) \| windows \d+", status), status
         d.signal(signal.SIGTERM)
         while "STOPPING=1" not in seen:
-            seen += sock.recv(4096).decode().split("\n")
+            seen += sock.recv()
         assert d.wait(5) == 0
         print(f"READY=1 after {ready_at:.2f} s (process start to model loaded + source open)")
-    finally:
-        sock.close()
 
 
 def test_no_watchdog_pings_while_no_windows_are_classified(
     tmp_path: Path, daemon: Callable[..., DaemonProc], music_file: Path
 ) -> None:
     # At 1/100 of real time no window completes for minutes: a stalled source must starve the watchdog.
-    sock_path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(0.5)
-    try:
-        d = daemon(
-            music_file, extra=["--speed", "0.01"], env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
-        )
-        seen: list[str] = []
+    with NotifySocket(tmp_path / "notify.sock") as sock:
+        d = daemon(music_file, extra=["--speed", "0.01"], env={**sock.env, "WATCHDOG_USEC": "400000"})
         # READY=1 first (however long start-up takes here), then 3 s in which pings would be due every 0.2 s.
-        deadline = time.monotonic() + 30.0
-        while "READY=1" not in seen and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                seen += sock.recv(4096).decode().split("\n")
+        seen = sock.collect(30.0, until="READY=1")
         assert "READY=1" in seen, f"no READY=1 within 30 s: {seen}; log:\n{d.log()}"
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                seen += sock.recv(4096).decode().split("\n")
+        seen += sock.collect(3.0)
         assert "WATCHDOG=1" not in seen, seen
         assert d.terminate() == 0
-    finally:
-        sock.close()
 
 
 def test_journal_logging_has_priorities_and_no_timestamps(

@@ -10,10 +10,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from tests.integration.conftest import DaemonProc, state_of
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttMessage, MqttProbe
+from tests.support.notify import NotifySocket
 from tests.support.pulse import PulseServer
 
 FAST = ["--speed", "20", "--loop", "--hop", "0.5"]
@@ -144,17 +144,6 @@ def test_sigstop_will_after_keepalive_then_recovers_on_sigcont(
     )
 
 
-@contextlib.contextmanager
-def notify_socket(path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(0.2)
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
 def test_watchdog_pings_stop_when_capture_stalls(
     tmp_path: Path,
     pulse_factory: Callable[[], PulseServer],
@@ -166,13 +155,13 @@ def test_watchdog_pings_stop_when_capture_stalls(
     watchdog_s = 3.0
     server = pulse_factory()
     tone = make_tone_wav("tone.wav", freq_hz=440.0, seconds=30.0, level_dbfs=-12.0)
-    with notify_socket(tmp_path / "notify.sock") as sock:
+    with NotifySocket(tmp_path / "notify.sock", timeout=0.2) as sock:
         d = daemon(
             "mic",
             extra=["--device", "pulse", "--hop", "0.5"],
             env={
                 **server.env,
-                "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                **sock.env,
                 "WATCHDOG_USEC": str(int(watchdog_s * 1e6)),
             },
         )
@@ -181,7 +170,7 @@ def test_watchdog_pings_stop_when_capture_stalls(
         deadline = time.monotonic() + 15
         while len(pings) < 3 and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
-                if "WATCHDOG=1" in sock.recv(4096).decode().split("\n"):
+                if "WATCHDOG=1" in sock.recv():
                     pings.append(time.monotonic())
         assert len(pings) >= 3, f"only {len(pings)} pings before the stall; log:\n{d.log()}"
         assert server.pid is not None
@@ -191,7 +180,7 @@ def test_watchdog_pings_stop_when_capture_stalls(
             after: list[float] = []
             while time.monotonic() - stalled < 2 * watchdog_s:
                 with contextlib.suppress(TimeoutError):
-                    if "WATCHDOG=1" in sock.recv(4096).decode().split("\n"):
+                    if "WATCHDOG=1" in sock.recv():
                         after.append(time.monotonic() - stalled)
         finally:
             os.kill(server.pid, signal.SIGCONT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,25 +10,22 @@ from pathlib import Path
 import pytest
 
 from daemon.systemd import Notifier, watchdog_interval_s
+from tests.support.notify import NotifySocket
 
 
 @pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    path = str(tmp_path / "notify.sock")
-    sock.bind(path)
-    sock.settimeout(2.0)
-    yield sock, path
-    sock.close()
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    with NotifySocket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
-def recv(sock: socket.socket) -> list[str]:
-    return sock.recv(4096).decode().split("\n")
+def recv(sock: NotifySocket) -> list[str]:
+    return sock.recv()
 
 
-def test_ready_status_watchdog_stopping(notify_socket: tuple[socket.socket, str]) -> None:
-    sock, path = notify_socket
-    n = Notifier({"NOTIFY_SOCKET": path})
+def test_ready_status_watchdog_stopping(notify_socket: NotifySocket) -> None:
+    sock = notify_socket
+    n = Notifier(sock.env)
     assert n.enabled
     assert n.ready("listening")
     assert recv(sock) == ["READY=1", f"MAINPID={os.getpid()}", "STATUS=listening"]
@@ -44,16 +40,11 @@ def test_ready_status_watchdog_stopping(notify_socket: tuple[socket.socket, str]
 
 
 def test_abstract_socket() -> None:
-    name = f"genre-test-{uuid.uuid4().hex}"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(b"\0" + name.encode())
-    sock.settimeout(2.0)
-    try:
-        n = Notifier({"NOTIFY_SOCKET": "@" + name})
+    with NotifySocket(abstract=f"genre-test-{uuid.uuid4().hex}") as sock:
+        assert sock.env["NOTIFY_SOCKET"].startswith("@")
+        n = Notifier(sock.env)
         assert n.ready()
         assert recv(sock)[0] == "READY=1"
-    finally:
-        sock.close()
 
 
 def test_noop_outside_systemd() -> None:
@@ -67,9 +58,9 @@ def test_vanished_socket_is_not_fatal(tmp_path: Path) -> None:
     assert n.notify("WATCHDOG=1") is False
 
 
-def test_watchdog_pings_rate_limited_to_half_the_interval(notify_socket: tuple[socket.socket, str]) -> None:
-    sock, path = notify_socket
-    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}
+def test_watchdog_pings_rate_limited_to_half_the_interval(notify_socket: NotifySocket) -> None:
+    sock = notify_socket
+    env = {**sock.env, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}
     n = Notifier(env)
     assert n.watchdog_s == 10.0
     assert n.watchdog(now=100.0)

@@ -33,6 +33,7 @@ def _build(dest: Path, labels: tuple[str, ...]) -> None:
 
     from edge.bundle import write_bundle_json
     from edge.spec import FeatureSpec
+    from trainer.export import to_tflite
 
     spec = FeatureSpec(labels=labels, mean=(0.0,) * 13, std=(1.0,) * 13)
     frames, coeffs = spec.input_shape
@@ -48,18 +49,7 @@ def _build(dest: Path, labels: tuple[str, ...]) -> None:
     rng = np.random.default_rng(7)
     sample = rng.standard_normal((64, frames, coeffs)).astype(np.float32)
 
-    def representative() -> object:
-        for row in sample:
-            yield [row[None]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    float_bytes = conv.convert()
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_bytes = conv.convert()
+    float_bytes, int8_bytes = to_tflite(model, None), to_tflite(model, sample)  # the trainer's own export
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "model.tflite").write_bytes(int8_bytes)
     (dest / "model_float.tflite").write_bytes(float_bytes)
