@@ -1,4 +1,4 @@
-"""``genre-train ablate``: the default recipe with some knobs changed, k-fold CV by clip, clean vs one severity.
+"""``genre-train ablate``: the default recipe with some knobs changed, k-fold CV by artist, clean vs one severity.
 
 How the recipe was chosen, kept runnable: every claim in the README's "what did not help" list is a row in
 ``report.json["ablations"]`` that this command rebuilds. Same folds and fold seeds as ``compare``, so a row with
@@ -61,14 +61,16 @@ def summarize(clean: Sequence[float], degraded: Sequence[float], severity: str,
             severity: mean_std(degraded), "loss": mean_std(loss.tolist())}
 
 
-def run(data: Any, recipe: Recipe, baseline: Recipe, *, severity: str, n_folds: int, seed: int,
+def run(data: Any, recipe: Recipe, baseline: Recipe, *, plan: Any, split: str, severity: str, seed: int,
         jobs: int) -> tuple[list[float], list[float]]:
-    """Train ``recipe`` on each fold (jobs processes, one TF thread each); clip macro clean and at ``severity``."""
+    """Train ``recipe`` on each fold of ``plan``'s ``split`` (jobs processes, one TF thread each); clip macro
+    accuracy per fold, clean and at ``severity``."""
     from trainer.pipeline import CONDITIONS_CLEAN, compare
 
-    result = compare(data, {"velardo": baseline, "default": recipe}, n_folds=n_folds, seed=seed, threads=1,
-                     severities=(severity,), jobs=jobs, kinds=(_KIND,))
-    rob = result["robustness"][_KIND]
+    result = compare(data, {"velardo": baseline, "default": recipe}, plan=plan, runs={split: (_KIND,)}, seed=seed,
+                     threads=1, severities=(severity,), jobs=jobs)
+    n_folds = plan.split(split).n_folds
+    rob = result[split]["robustness"][_KIND]
     values = [rob[c]["clip_macro_accuracy"]["values"] for c in (CONDITIONS_CLEAN, severity)]
     if any(len(v) != n_folds for v in values):  # mean_std drops NaN folds; a paired loss needs every fold
         raise RuntimeError(f"a fold produced no clip macro accuracy: {values}")

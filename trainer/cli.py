@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--workers", type=int, default=None, help="feature-extraction processes (default: cores)")
     common.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/genre-pi)")
     common.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    common.add_argument("--quick", action="store_true", help="smoke test: 12 clips, 2 epochs")
+    common.add_argument("--quick", action="store_true",
+                        help="smoke test: 12 clips, 2 epochs, 1 room copy, 3 + 6 non-music clips")
     common.add_argument("--no-degrade", action="store_true",
                         help="skip room augmentation and the robustness suite (trainer.degrade)")
     common.add_argument("-v", "--verbose", action="store_true")
@@ -50,14 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", choices=sorted(RECIPES), default="default")
     train.add_argument("--split", choices=("clip", "segment"), default="clip",
                        help="'segment' is LEAKY and only reproduces the baseline's numbers (no bundle)")
-    train.add_argument("--test-fraction", type=float, default=0.2, help="held-out clips per genre (0..1)")
+    train.add_argument("--test-fraction", type=float, default=0.2,
+                       help="held-out clips per genre (0..1), whole artist groups where the data has artists")
     train.add_argument("--save-float", action="store_true", help="also write model_float.tflite")
-    compare = sub.add_parser("compare", parents=[common], help="k-fold CV by clip: velardo vs default")
+    compare = sub.add_parser("compare", parents=[common],
+                             help="k-fold CV by artist (and by clip, fault-filtered split, core): velardo vs default")
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--no-core", action="store_true", help="skip the balanced-core comparison")
+    compare.add_argument("--clip-split", choices=("default", "all", "off"), default="default",
+                         help="which recipes also run on folds by clip beside the artist folds (default: the "
+                              "default recipe only, to stay in the time budget)")
+    compare.add_argument("--no-fault-filtered", action="store_true",
+                         help="skip the fault-filtered 4-genre table")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
     ablate = sub.add_parser("ablate", parents=[common],
-                            help="k-fold CV of the default recipe with changed knobs, clean vs one severity")
+                            help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
     ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe field to change (repeatable), e.g. cvn=true, aug_copies=8, high_hz=5500")
     ablate.add_argument("--name", default=None, help="row name in report.json's ablations (default: the settings)")
@@ -119,11 +127,28 @@ def _data_section(data_dir: Path, data: Any) -> dict[str, Any]:
             "features_computed": data.store.computed, "features_cached": data.store.cache_hits}
 
 
+def _groups(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:
+    """Each clip's artist group and the protocol it allows: "artist" with the folder's metadata, else "clip"."""
+    from trainer.groups import artist_groups, read_artist_meta
+
+    meta = read_artist_meta(data_dir)
+    ids = [c.clip_id for c in clips]
+    if not meta.available:
+        log.warning("%s has no artist metadata (manifest.csv artist, meta/foleis_artist_groups.csv, "
+                    "meta/suspected_repeats.csv): splitting by clip, which is optimistic for GTZAN", data_dir)
+        return ids, "clip"
+    return artist_groups(ids, meta), "artist"
+
+
+def _skipped(skipped: Sequence[Any]) -> list[dict[str, str]]:
+    return [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in skipped]
+
+
 def _train(args: argparse.Namespace, command: str) -> int:
-    from trainer.pipeline import aug_variants, eval_variants, find_clips, load_data
     from trainer.pipeline import base_spec as make_spec
+    from trainer.pipeline import decodable, find_clips, load_data, train_copies
+    from trainer.plan import HOLDOUT, eval_variants, train_plan
     from trainer.report import plot_confusion, plot_curves, update_report
-    from trainer.split import holdout_parts
 
     started = time.perf_counter()
     data_dir, cache, severities = _setup(args)
@@ -138,19 +163,27 @@ def _train(args: argparse.Namespace, command: str) -> int:
     labels = tuple(sorted({c.genre for c in clips}))
     if args.split == "segment":
         return _train_leaky(args, command, recipe, clips, skipped, cache, data_dir)
-    # Augmented copies only for training clips, degraded copies only for test clips: halves cold-cache time.
-    y = [labels.index(c.genre) for c in clips]
-    parts = holdout_parts(y, args.test_fraction, args.seed)
-    variants = {c.clip_id: (eval_variants(severities) if p else aug_variants(recipe, severities))
-                for c, p in zip(clips, parts.tolist(), strict=True)}
     spec = make_spec(labels, recipe)
-    data = load_data(clips, skipped, spec, variants, cache, args.workers)
-    log.info("features ready for %d clips (%d computed, %d cached) in %.0f s", len(data.clips),
-             data.store.computed, data.store.cache_hits, time.perf_counter() - started)
+    # Decode first, then plan over what decodes: one plan decides the split and every clip's feature copies
+    # (room copies for training clips, evaluation rooms for test clips), and ship() trains on that same plan.
+    clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
+    groups, protocol = _groups(data_dir, clips)
+    plan = train_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol,
+                      test_fraction=args.test_fraction, seed=args.seed, train_copies=train_copies(recipe, severities),
+                      test_copies=eval_variants(severities), skipped=_skipped(skipped))
+    holdout = plan.split(HOLDOUT)
+    plan.save(args.out, extra={"by": protocol, "stratified": True, "seed": args.seed,
+                               "test_fraction": args.test_fraction,
+                               "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
+                               "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
+    data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
+    log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
+             data.store.computed, data.store.cache_hits, time.perf_counter() - started, protocol)
     from trainer.ship import ship
 
-    shipped = ship(recipe, data, args.out, seed=args.seed, threads=args.threads, severities=severities,
-                   test_fraction=args.test_fraction, command=command, save_float=args.save_float, cache_dir=cache)
+    shipped = ship(recipe, data, args.out, plan=plan, seed=args.seed, threads=args.threads, severities=severities,
+                   command=command, save_float=args.save_float, cache_dir=cache,
+                   false_genre_clips=6 if args.quick else 24)
     shipped["wall_seconds"] = time.perf_counter() - started
     history = shipped.pop("history")
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], data.labels,
@@ -159,6 +192,8 @@ def _train(args: argparse.Namespace, command: str) -> int:
     shipped["history"] = history
     update_report(args.out, {"data": _data_section(data_dir, data), "shipped": shipped,
                              "recipe_definitions": {recipe.name: recipe.to_dict()}})
+    for s in data.skipped:
+        log.warning("skipped %s: %s", s.clip_id, s.reason)
     log.info("bundle written to %s: clip acc int8 %.3f (float %.3f), macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_accuracy_float"], shipped["clip_macro_accuracy_int8"],
              shipped["tflite_bytes"], shipped["wall_seconds"])
@@ -167,13 +202,15 @@ def _train(args: argparse.Namespace, command: str) -> int:
 
 def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
                  data_dir: Path) -> int:
-    from trainer.pipeline import base_spec, load_data, segment_split_fold, velardo_segments
+    from trainer.pipeline import base_spec, decodable, load_data, segment_split_fold, velardo_segments
+    from trainer.plan import CLEAN
     from trainer.report import update_report
     from trainer.split import segment_folds
 
     log.warning("--split segment is LEAKY: segments of one clip land on both sides; no bundle is written")
-    data = load_data(clips, skipped, base_spec(tuple(sorted({c.genre for c in clips})), recipe), ("clean",),
-                     cache, args.workers)
+    spec = base_spec(tuple(sorted({c.genre for c in clips})), recipe)
+    clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
+    data = load_data(clips, skipped, spec, (CLEAN,), cache, args.workers, probed=probed)
     segments, owners = velardo_segments(data, base_spec(data.labels, recipe))
     folds = segment_folds(segments.shape[0], 5, args.seed)
     result = segment_split_fold(recipe, data, folds, 0, owners, segments, seed=args.seed, threads=args.threads)
@@ -183,41 +220,103 @@ def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
     return 0
 
 
-def _compare(args: argparse.Namespace, command: str) -> int:
-    import numpy as np
+def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe: Recipe,
+              severities: Sequence[str], *, extras: bool) -> tuple[Path, Any, Any, str]:
+    """Find, decode and plan for ``compare``/``ablate``: (data folder, Data, RunPlan, protocol).
 
-    from trainer.pipeline import aug_variants, compare, eval_variants, find_clips, load_data
-    from trainer.pipeline import base_spec as make_spec
-    from trainer.report import plot_robustness, update_report
+    ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core.
+    """
+    from trainer.groups import complete_genres, read_fault_filtered
+    from trainer.pipeline import base_spec, decodable, find_clips, load_data, train_copies
+    from trainer.plan import cv_plan, eval_variants
+
+    data_dir, cache, _ = _setup(args)
+    clips, skipped = find_clips(data_dir, args.quick)
+    spec = base_spec(tuple(sorted({c.genre for c in clips})), spec_recipe)
+    clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
+    groups, protocol = _groups(data_dir, clips)
+    ids = [c.clip_id for c in clips]
+    ff = read_fault_filtered(data_dir) if extras and not args.no_fault_filtered else None
+    ff_genres = complete_genres(ff, ids)[0] if ff else []
+    copies = sorted({v for r in recipes.values() for v in train_copies(r, severities)})
+    plan = cv_plan(ids, [c.genre for c in clips], groups, protocol, n_folds=2 if args.quick else args.folds,
+                   seed=args.seed, train_copies=copies, test_copies=eval_variants(severities),
+                   skipped=_skipped(skipped), by_clip=extras and args.clip_split != "off", fault_filtered=ff,
+                   fault_genres=ff_genres, core=[c.core for c in clips] if extras and not args.no_core else None)
+    # The bundle's split.json is the shipped model's; compare and ablate keep their plans beside it.
+    plan.save(args.out, name=f"split_{args.command}.json")
+    data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
+    return data_dir, data, plan, protocol
+
+
+def _fold_table(data: Any, part: dict[str, int], n_folds: int) -> dict[str, list[int]]:
+    """Test clips per genre per fold: how balanced a grouped split came out."""
+    table = {g: [0] * n_folds for g in data.labels}
+    for c in data.clips:
+        if c.clip_id in part:
+            table[c.genre][part[c.clip_id]] += 1
+    return table
+
+
+def _compare(args: argparse.Namespace, command: str) -> int:
+    from trainer.groups import complete_genres, read_fault_filtered
+    from trainer.pipeline import RUN_KINDS, compare
+    from trainer.plan import CLIP, CORE, FAULT_FILTERED
+    from trainer.report import PUBLISHED_FAULT_FILTERED, plot_robustness, update_report
 
     started = time.perf_counter()
-    data_dir, cache, severities = _setup(args)
+    _, _, severities = _setup(args)
     # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
     recipes = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
-    clips, skipped = find_clips(data_dir, args.quick)
-    labels = tuple(sorted({c.genre for c in clips}))
-    variants = ["clean", *eval_variants(severities), *aug_variants(recipes["default"], severities)]
-    data = load_data(clips, skipped, make_spec(labels, recipes["default"]), variants, cache, args.workers)
-    log.info("features ready (%d computed, %d cached) in %.0f s", data.store.computed, data.store.cache_hits,
-             time.perf_counter() - started)
-    folds = 2 if args.quick else args.folds
-    full = compare(data, recipes, n_folds=folds, seed=args.seed, threads=args.threads, severities=severities,
+    data_dir, data, plan, protocol = _cv_setup(args, recipes, recipes["default"], severities, extras=True)
+    log.info("features ready (%d computed, %d cached) in %.0f s; headline folds by %s", data.store.computed,
+             data.store.cache_hits, time.perf_counter() - started, protocol)
+    clip_kinds = {"default": ("default_clip_split",), "all": RUN_KINDS[1:], "off": ()}[args.clip_split]
+    runs: dict[str, tuple[str, ...]] = {protocol: RUN_KINDS}
+    if protocol != CLIP and clip_kinds:
+        runs[CLIP] = clip_kinds
+    if FAULT_FILTERED in plan.splits:
+        runs[FAULT_FILTERED] = RUN_KINDS[1:]
+    if CORE in plan.splits:
+        runs[CORE] = RUN_KINDS[1:]
+    full = compare(data, recipes, plan=plan, runs=runs, seed=args.seed, threads=args.threads, severities=severities,
                    jobs=args.jobs)
+    head = full[protocol]
+    folds = plan.split(protocol).n_folds
     # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
-    sections: dict[str, Any] = {"data_compare": _data_section(data_dir, data), "recipes": full["recipes"],
-                                "robustness": full["robustness"],
+    sections: dict[str, Any] = {"data_compare": _data_section(data_dir, data), "protocol": protocol,
+                                "recipes": head["recipes"], "robustness": head["robustness"],
                                 "recipe_definitions": {k: r.to_dict() for k, r in recipes.items()}}
-    core_mask = np.array([c.core for c in data.clips])
-    if not args.no_core and core_mask.sum() >= 2 * folds:
-        core = compare(data.subset(core_mask), recipes, n_folds=folds, seed=args.seed, threads=args.threads,
-                       severities=severities, jobs=args.jobs)
-        sections["recipes_core"] = core["recipes"]
-        sections["robustness_core"] = core["robustness"]
-    sections["cv"] = {"folds": folds, "seed": args.seed, "by": "clip, stratified", "fold_of_clip": full["folds"],
-                      "fold_sizes": np.bincount(list(full["folds"].values()), minlength=folds).tolist(),
+    if CLIP in runs and protocol != CLIP:
+        sections["recipes_by_clip"] = full[CLIP]["recipes"]
+        sections["robustness_by_clip"] = full[CLIP]["robustness"]
+    if FAULT_FILTERED in runs:
+        ff_split = plan.split(FAULT_FILTERED)
+        lists = read_fault_filtered(data_dir)
+        assert lists is not None
+        sections["fault_filtered"] = {
+            "genres": list(ff_split.genres), "recipes": full[FAULT_FILTERED]["recipes"],
+            "robustness": full[FAULT_FILTERED]["robustness"],
+            "coverage": complete_genres(lists, data.clip_ids)[1],
+            "train_clips": sum(p == 0 for p in ff_split.part.values()),
+            "test_clips": sum(p == 1 for p in ff_split.part.values()),
+            "published_10_genre": PUBLISHED_FAULT_FILTERED,
+            "caveat": f"{len(ff_split.genres)} genres, not 10: chance is {100 / len(ff_split.genres):.0f} %, not "
+                      "10 %, and the thin genres are left out; the published figures are 10-genre accuracy on the "
+                      "complete split, so the two are not directly comparable"}
+    if CORE in runs:
+        sections["recipes_core"] = full[CORE]["recipes"]
+        sections["robustness_core"] = full[CORE]["robustness"]
+    sections["cv"] = {"folds": folds, "seed": args.seed, "protocol": protocol,
+                      "by": ("artist groups (manifest artist, Foleis groups, suspected repeats), stratified by genre"
+                             if protocol != CLIP else "clip, stratified (no artist metadata in the data folder)"),
+                      "fold_of_clip": head["fold_of_clip"], "fold_sizes": head["fold_sizes"],
+                      "genre_per_fold": _fold_table(data, head["fold_of_clip"], folds),
+                      "clip_split_kinds": list(runs.get(CLIP, ())) if protocol != CLIP else list(RUN_KINDS[1:]),
+                      "runs": {k: list(v) for k, v in runs.items()},
                       "command": command, "seconds": time.perf_counter() - started}
-    if full["robustness"] and severities:
-        plot_robustness(args.out / "robustness.png", full["robustness"], f"{folds}-fold CV by clip, all clips")
+    if head["robustness"] and severities:
+        plot_robustness(args.out / "robustness.png", head["robustness"], f"{folds}-fold CV by {protocol}, all clips")
     update_report(args.out, sections)
     log.info("comparison written to %s in %.1f min", args.out, (time.perf_counter() - started) / 60)
     return 0
@@ -225,29 +324,24 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 def _ablate(args: argparse.Namespace, command: str) -> int:
     from trainer import ablate
-    from trainer.pipeline import aug_variants, eval_variants, find_clips, load_data
-    from trainer.pipeline import base_spec as make_spec
     from trainer.report import update_report
 
     started = time.perf_counter()
-    data_dir, cache, severities = _setup(args)
+    _, _, severities = _setup(args)
     if args.severity not in severities:
         raise UsageError(f"--severity {args.severity!r}: the room chain offers {', '.join(severities) or 'nothing'}")
     base = dataclasses.replace(_recipe("default", args), negatives=0)  # the genre task, as compare measures it
     settings = ablate.parse_settings(args.settings, base)
     recipe = dataclasses.replace(base, **settings)
-    clips, skipped = find_clips(data_dir, args.quick)
-    labels = tuple(sorted({c.genre for c in clips}))
-    variants = ["clean", *eval_variants([args.severity]), *aug_variants(recipe, [args.severity])]
-    data = load_data(clips, skipped, make_spec(labels, recipe), variants, cache, args.workers)
-    folds = 2 if args.quick else args.folds
-    clean, degraded = ablate.run(data, recipe, _recipe("velardo", args), severity=args.severity, n_folds=folds,
-                                 seed=args.seed, jobs=args.jobs)
-    row = {**ablate.summarize(clean, degraded, args.severity, settings), "command": command,
+    _, data, plan, protocol = _cv_setup(args, {"default": recipe}, recipe, [args.severity], extras=False)
+    folds = plan.split(protocol).n_folds
+    clean, degraded = ablate.run(data, recipe, _recipe("velardo", args), plan=plan, split=protocol,
+                                 severity=args.severity, seed=args.seed, jobs=args.jobs)
+    row = {**ablate.summarize(clean, degraded, args.severity, settings), "protocol": protocol, "command": command,
            "seconds": time.perf_counter() - started}
     name = args.name or (", ".join(args.settings) or "default")
     update_report(args.out, {"ablations": {name: row}}, merge=("ablations",))
-    log.info("%s: clean %.3f, %s %.3f, loss %.3f ± %.3f (%d folds, %.1f min)", name, row["clean"]["mean"],
-             args.severity, row[args.severity]["mean"], row["loss"]["mean"], row["loss"]["std"], folds,
+    log.info("%s: clean %.3f, %s %.3f, loss %.3f ± %.3f (%d folds by %s, %.1f min)", name, row["clean"]["mean"],
+             args.severity, row[args.severity]["mean"], row["loss"]["mean"], row["loss"]["std"], folds, protocol,
              row["seconds"] / 60)
     return 0

@@ -1,13 +1,16 @@
 """The two jobs ``genre-train`` runs: train-and-ship one model, and the cross-validated recipe comparison.
 
-Features are extracted (in worker processes, cached) before TensorFlow is first imported.
+Features are extracted (in worker processes, cached) before TensorFlow is first imported. Which clips train
+and which are scored comes from the run plan (trainer.plan, ``split.json``), made once over the clips that
+decode; nothing here splits clips on its own. Per-fold extensions (issue 11's playlist evaluation) plug
+into ``compare`` as an ``on_fold`` hook that receives a ``FoldContext``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,16 @@ import numpy.typing as npt
 from edge.spec import FeatureSpec
 from trainer.dataset import Clip, FeatureStore, Skipped, discover, extract_features
 from trainer.evaluate import ClipWindows, Scores, evaluate, score
-from trainer.metrics import confusion, mean_std, per_class
+from trainer.metrics import confusion, mean_std, per_class, thin_genres
+from trainer.plan import CLEAN, RunPlan, Split, aug_variants, eval_variant
 from trainer.recipes import Recipe
-from trainer.split import groups_overlap, segment_folds, stratified_folds
+from trainer.split import segment_folds
 from trainer.windows import cut_windows, fit_normalization
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
-CONDITIONS_CLEAN = "clean"
+CONDITIONS_CLEAN = CLEAN
 
 
 def severities_available() -> tuple[str, ...]:
@@ -50,34 +54,71 @@ class Data:
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.y == i)) for i, name in enumerate(self.labels)}
 
+    @property
+    def clip_ids(self) -> list[str]:
+        return [c.clip_id for c in self.clips]
+
     def subset(self, mask: npt.NDArray[np.bool_]) -> Data:
         idx = np.flatnonzero(mask)
         return Data([self.clips[i] for i in idx], self.labels, self.y[idx], self.store, self.skipped)
 
+    def restrict(self, genres: Sequence[str]) -> Data:
+        """Only the clips of ``genres``, relabelled over those genres alone (a 4-genre task is not 10)."""
+        keep = [c for c in self.clips if c.genre in set(genres)]
+        labels = tuple(sorted({c.genre for c in keep}))
+        return Data(keep, labels, np.array([labels.index(c.genre) for c in keep], dtype=np.int64), self.store,
+                    self.skipped)
+
 
 def find_clips(root: Path, quick: bool) -> tuple[list[Clip], list[Skipped]]:
-    """Discover clips; ``quick`` keeps 3 clips of each of the first 4 genres (smoke tests)."""
+    """Discover clips; ``quick`` keeps 3 clips of each of the first 4 genres (smoke tests).
+
+    The 3 are spread over the genre's ids (first, middle, last): GTZAN ids run in artist order, so the first
+    three are usually one artist, which a split by artist cannot put on two sides.
+    """
     clips, skipped = discover(root)
     if quick:
         genres = sorted({c.genre for c in clips})[:4]
-        clips = [c for g in genres for c in [c for c in clips if c.genre == g][:3]]
+        picked = []
+        for g in genres:
+            mine = [c for c in clips if c.genre == g]
+            picked += [mine[i] for i in sorted({0, len(mine) // 2, len(mine) - 1})]
+        clips = picked
     return clips, skipped
+
+
+def decodable(clips: Sequence[Clip], skipped: list[Skipped], spec: FeatureSpec, cache_dir: Path,
+              workers: int | None) -> tuple[list[Clip], list[Skipped], int]:
+    """Decode every clip once (its clean features, cached) before a run plan is made over the survivors.
+
+    Returns the clips that decode and are long enough, every skipped clip, and how many features were computed.
+    """
+    store = extract_features(clips, spec, (CLEAN,), cache_dir=cache_dir, workers=workers)
+    bad = {s.clip_id for s in store.skipped}
+    return [c for c in clips if c.clip_id not in bad], [*skipped, *store.skipped], store.computed
 
 
 def load_data(clips: Sequence[Clip], skipped: list[Skipped], spec: FeatureSpec,
               variants: Sequence[str] | Mapping[str, Sequence[str]], cache_dir: Path,
-              workers: int | None) -> Data:
-    """Extract (or read cached) features; drop clips that fail, keeping them in ``skipped``."""
+              workers: int | None, probed: int = 0) -> Data:
+    """Extract (or read cached) the planned features of ``clips``, which ``decodable`` has already checked.
+
+    ``probed`` is the count ``decodable`` computed: those clean features are not counted again as cache hits.
+    """
     store = extract_features(clips, spec, variants, cache_dir=cache_dir, workers=workers)
-    bad = {s.clip_id for s in store.skipped}
-    kept = [c for c in clips if c.clip_id not in bad]
-    labels = tuple(sorted({c.genre for c in kept}))
+    if store.skipped:  # decoded a moment ago: a file changed under us, and the plan no longer holds
+        from trainer.dataset import DatasetError
+
+        raise DatasetError(f"{store.skipped[0].path}: no longer decodes ({store.skipped[0].reason})")
+    store.computed += probed
+    store.cache_hits -= probed
+    labels = tuple(sorted({c.genre for c in clips}))
     if len(labels) < 2:
         from trainer.dataset import DatasetError
 
         raise DatasetError(f"only {len(labels)} genre(s) left after skipping undecodable files; need at least two")
-    y = np.array([labels.index(c.genre) for c in kept], dtype=np.int64)
-    return Data(kept, labels, y, store, [*skipped, *store.skipped])
+    y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
+    return Data(list(clips), labels, y, store, list(skipped))
 
 
 def base_spec(labels: tuple[str, ...], recipe: Recipe) -> FeatureSpec:
@@ -85,12 +126,9 @@ def base_spec(labels: tuple[str, ...], recipe: Recipe) -> FeatureSpec:
                        mel_floor_db=recipe.mel_floor_db)
 
 
-def aug_variants(recipe: Recipe, severities: Sequence[str]) -> list[str]:
-    return [f"aug/{k}" for k in range(recipe.aug_copies)] if severities else []
-
-
-def eval_variants(severities: Sequence[str]) -> list[str]:
-    return [f"eval/{s}" for s in severities]
+def train_copies(recipe: Recipe, severities: Sequence[str]) -> list[str]:
+    """The room copies ``recipe`` trains on besides clean (none without the room chain)."""
+    return aug_variants(recipe.aug_copies, severities)
 
 
 def eval_hop(recipe: Recipe, spec: FeatureSpec) -> int:
@@ -104,6 +142,7 @@ class FoldResult:
     seconds: float
     params: int
     trained: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what a compare on_fold hook returned
 
 
 def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: IntArray, *, seed: int,
@@ -113,7 +152,7 @@ def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: 
 
     spec = base_spec(data.labels, recipe)
     store = data.store
-    augs = aug_variants(recipe, severities)
+    augs = train_copies(recipe, severities)
     versions = [[store.get(data.clips[i].clip_id)] + [store.get(data.clips[i].clip_id, v) for v in augs]
                 for i in train_idx]
     if recipe.normalize:
@@ -128,7 +167,8 @@ def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: 
     n = len(data.labels)
     scores = {CONDITIONS_CLEAN: evaluate(lambda w: predict(trained, w), clean_cw, n)}
     for sev in severities:
-        cw = ClipWindows.build([store.get(data.clips[i].clip_id, f"eval/{sev}") for i in test_idx], y_test, spec, hop)
+        frames = [store.get(data.clips[i].clip_id, eval_variant(sev)) for i in test_idx]
+        cw = ClipWindows.build(frames, y_test, spec, hop)
         scores[sev] = evaluate(lambda w: predict(trained, w), cw, n)
     return FoldResult(scores, y_test, trained.seconds, trained.params, trained)
 
@@ -171,6 +211,7 @@ def summarize(results: Sequence[FoldResult], labels: tuple[str, ...], leaky: boo
         "params": results[0].params,
         "confusion_clip": np.asarray(cm).tolist(),
         "per_genre_clip": per_class(np.asarray(cm), labels),
+        "thin_genres": thin_genres(np.asarray(cm), labels),
     })
     return out
 
@@ -190,74 +231,124 @@ RUN_KINDS = ("velardo_segment_split", "velardo_clip_split", "default_clip_split"
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(data: Data, recipes: Mapping[str, Recipe], severities: Sequence[str], folds: IntArray,
-                 seg_folds: IntArray, threads: int | None) -> None:
-    spec = base_spec(data.labels, recipes["velardo"])
-    segments, owners = velardo_segments(data, spec)
-    _worker.update(data=data, recipes=recipes, severities=severities, folds=folds, seg_folds=seg_folds,
-                   threads=threads, segments=segments, owners=owners)
+@dataclass(frozen=True)
+class FoldContext:
+    """One trained fold of ``compare``, as a per-fold hook sees it (e.g. issue 11's ``playlist_fold``).
+
+    ``data`` is the split's data (restricted to the split's genres, if any); ``train_idx`` / ``test_idx`` index
+    ``data.clips``; ``trained`` is trainer.train.TrainedModel (``.model`` Keras, ``.spec`` FeatureSpec with the
+    fold's normalisation, ``.recipe``); ``result`` holds the fold's scores. The hook runs in the fold's worker
+    process, so it must be a module-level function and return something picklable (a JSON-able dict).
+    """
+
+    split: str
+    kind: str
+    fold: int
+    seed: int
+    data: Data
+    train_idx: IntArray
+    test_idx: IntArray
+    trained: Any
+    result: FoldResult
+    severities: tuple[str, ...]
 
 
-def _run_task(task: tuple[str, int, int]) -> tuple[str, int, FoldResult]:
-    """One (run kind, fold) of the comparison; the seed depends only on the fold, never on scheduling."""
-    kind, fold, fold_seed = task
+FoldHook = Callable[[FoldContext], dict[str, Any]]
+
+
+def _init_worker(data: Data, recipes: Mapping[str, Recipe], severities: Sequence[str], splits: Mapping[str, Split],
+                 seg_folds: IntArray | None, threads: int | None, on_fold: FoldHook | None) -> None:
+    _worker.clear()
+    _worker.update(data=data, recipes=recipes, severities=tuple(severities), splits=splits, seg_folds=seg_folds,
+                   threads=threads, on_fold=on_fold, split_data={})
+    if seg_folds is not None:
+        segments, owners = velardo_segments(data, base_spec(data.labels, recipes["velardo"]))
+        _worker.update(segments=segments, owners=owners)
+
+
+def _split_data(name: str) -> Data:
+    """The data a split trains and scores on (its genres only, if it names some), built once per worker."""
+    cache: dict[str, Data] = _worker["split_data"]
+    if name not in cache:
+        split: Split = _worker["splits"][name]
+        data: Data = _worker["data"]
+        cache[name] = data.restrict(split.genres) if split.genres else data
+    return cache[name]
+
+
+def _run_task(task: tuple[str, str, int, int]) -> tuple[str, str, int, FoldResult]:
+    """One (split, run kind, fold) of the comparison; the seed depends only on the fold, never on scheduling."""
+    name, kind, fold, fold_seed = task
     w = _worker
-    data, recipes, folds = w["data"], w["recipes"], w["folds"]
+    recipes = w["recipes"]
     if kind == "velardo_segment_split":
+        data = w["data"]
         result = segment_split_fold(recipes["velardo"], data, w["seg_folds"], fold, w["owners"], w["segments"],
                                     seed=fold_seed, threads=w["threads"])
     else:
+        data = _split_data(name)
         recipe = recipes[kind.split("_", 1)[0]]
-        tr, te = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        tr, te = w["splits"][name].indices(data.clip_ids, fold)
         result = fit_and_evaluate(recipe, data, tr, te, seed=fold_seed, threads=w["threads"],
                                   severities=w["severities"])
+        if w["on_fold"] is not None:
+            ctx = FoldContext(name, kind, fold, fold_seed, data, tr, te, result.trained, result, w["severities"])
+            result.extra = w["on_fold"](ctx)
     result.trained = None  # Keras models stay in the worker
-    return kind, fold, result
+    return name, kind, fold, result
 
 
-def compare(data: Data, recipes: Mapping[str, Recipe], *, n_folds: int, seed: int, threads: int | None,
-            severities: Sequence[str], jobs: int = 1, progress: bool = True,
-            kinds: Sequence[str] = RUN_KINDS) -> dict[str, Any]:
-    """k-fold CV by clip (and the leaky segment split) for velardo and default on ``data``; ``kinds`` picks runs.
+def compare(data: Data, recipes: Mapping[str, Recipe], *, plan: RunPlan, runs: Mapping[str, Sequence[str]],
+            seed: int, threads: int | None, severities: Sequence[str], jobs: int = 1, progress: bool = True,
+            on_fold: FoldHook | None = None) -> dict[str, Any]:
+    """Cross-validate: for each split named in ``runs`` (a split of ``plan``), train each of its run kinds
+    (``RUN_KINDS``) on every fold; ``velardo_segment_split`` is the leaky baseline over segment folds.
 
     ``jobs`` > 1 trains folds in that many spawned processes (one TF thread each unless ``threads``):
-    on 2 small cores two single-threaded trainings beat one two-threaded one.
+    on 2 small cores two single-threaded trainings beat one two-threaded one. ``on_fold`` is called in the
+    worker after each trained fold (see FoldContext); what it returns is in ``extras[split][kind][fold]``.
+    Returns ``{split: {"recipes", "robustness", "fold_of_clip", "fold_sizes"}, "extras", "seconds"}``.
     """
-    folds = stratified_folds(data.y, n_folds, seed)
-    assert not groups_overlap([c.clip_id for c in data.clips], folds)
-    spec = base_spec(data.labels, recipes["velardo"])
-    seg_count = velardo_segments(data, spec)[0].shape[0]
-    seg_folds = segment_folds(seg_count, n_folds, seed)
-    # Longest tasks first so the last worker is not left alone with a long velardo fold.
-    tasks = [(kind, f, seed * 1000 + f) for kind in kinds for f in range(n_folds)]
+    splits = {name: plan.split(name) for name in runs}
+    seg_folds = None
+    if any("velardo_segment_split" in kinds for kinds in runs.values()):
+        seg_count = velardo_segments(data, base_spec(data.labels, recipes["velardo"]))[0].shape[0]
+        n_seg = next(splits[n].n_folds for n, kinds in runs.items() if "velardo_segment_split" in kinds)
+        seg_folds = segment_folds(seg_count, n_seg, seed)
+    tasks = [(name, kind, f, seed * 1000 + f) for name, kinds in runs.items() for kind in kinds
+             for f in splits[name].folds]
     started = time.perf_counter()
-    done: dict[tuple[str, int], FoldResult] = {}
+    done: dict[tuple[str, str, int], FoldResult] = {}
+
+    def record(name: str, kind: str, f: int, result: FoldResult) -> None:
+        done[(name, kind, f)] = result
+        if progress:
+            log.info("%s %s fold %d: clip macro %.3f (%d/%d, %.0f s)", name, kind, f,
+                     result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
+                     time.perf_counter() - started)
+
+    init = (data, recipes, severities, splits, seg_folds)
     if jobs > 1:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        with ctx.Pool(jobs, initializer=_init_worker,
-                      initargs=(data, recipes, severities, folds, seg_folds, threads or 1)) as pool:
-            for kind, f, result in pool.imap_unordered(_run_task, tasks):
-                done[(kind, f)] = result
-                if progress:
-                    log.info("%s fold %d: clip macro %.3f (%d/%d, %.0f s)", kind, f,
-                             result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
-                             time.perf_counter() - started)
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(*init, threads or 1, on_fold)) as pool:
+            for name, kind, f, result in pool.imap_unordered(_run_task, tasks):
+                record(name, kind, f, result)
     else:
-        _init_worker(data, recipes, severities, folds, seg_folds, threads)
+        _init_worker(*init, threads, on_fold)
         for task in tasks:
-            kind, f, result = _run_task(task)
-            done[(kind, f)] = result
-            if progress:
-                log.info("%s fold %d: clip macro %.3f (%d/%d, %.0f s)", kind, f,
-                         result.scores[CONDITIONS_CLEAN].clip_macro_accuracy, len(done), len(tasks),
-                         time.perf_counter() - started)
-    runs = {kind: [done[(kind, f)] for f in range(n_folds)] for kind in kinds}
-    return {
-        "recipes": {k: summarize(v, data.labels, leaky=k.endswith("segment_split")) for k, v in runs.items()},
-        "robustness": {k: robustness(v, severities) for k, v in runs.items() if k.endswith("clip_split")},
-        "folds": {c.clip_id: int(f) for c, f in zip(data.clips, folds, strict=True)},
-        "segment_fold_seed": seed,
-        "seconds": time.perf_counter() - started,
-    }
+            record(*_run_task(task))
+    out: dict[str, Any] = {"extras": {}, "seconds": time.perf_counter() - started}
+    for name, kinds in runs.items():
+        labels = (data.restrict(splits[name].genres) if splits[name].genres else data).labels
+        per = {k: [done[key] for key in sorted(done) if key[0] == name and key[1] == k] for k in kinds}
+        part = [splits[name].part.get(c, -1) for c in data.clip_ids]
+        out[name] = {
+            "recipes": {k: summarize(v, labels, leaky=k.endswith("segment_split")) for k, v in per.items()},
+            "robustness": {k: robustness(v, severities) for k, v in per.items() if k.endswith("clip_split")},
+            "fold_of_clip": {c: p for c, p in zip(data.clip_ids, part, strict=True) if p >= 0},
+            "fold_sizes": [part.count(f) for f in range(splits[name].n_folds)],
+        }
+        out["extras"][name] = {k: [r.extra for r in v] for k, v in per.items() if any(r.extra for r in v)}
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,35 +15,28 @@ import numpy.typing as npt
 from edge.bundle import MODEL_FILE, write_bundle_json
 from trainer.evaluate import ClipWindows, score
 from trainer.export import TfliteRunner, check_parity, run_tflite, to_tflite
-from trainer.metrics import confusion, per_class
-from trainer.pipeline import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate
+from trainer.metrics import confusion, per_class, thin_genres
+from trainer.pipeline import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
+from trainer.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
 from trainer.recipes import Recipe
-from trainer.split import groups_overlap, holdout_parts
 from trainer.train import prepare
 from trainer.windows import cut_windows
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 REPRESENTATIVE_WINDOWS = 400
+_BY = {"artist": "artist (an artist's clips and repeated excerpts on one side)", "clip": "clip (no artist metadata)"}
 
 
-def holdout(data: Data, split: str, seed: int, test_fraction: float) -> tuple[IntArray, IntArray, dict[str, Any]]:
-    """Train/test clip indices and the split record written to split.json (by clip, stratified, seeded)."""
-    if split == "segment":
-        # Only the Velardo comparison needs the leaky split; a shipped model must never be scored that way.
-        raise ValueError("the shipped model is always split by clip")
-    parts = holdout_parts(data.y, test_fraction, seed)
-    assert not groups_overlap([c.clip_id for c in data.clips], parts)
-    record = {"by": "clip", "stratified": True, "seed": seed, "test_fraction": test_fraction,
-              "train": [c.clip_id for c, p in zip(data.clips, parts, strict=True) if p == 0],
-              "test": [c.clip_id for c, p in zip(data.clips, parts, strict=True) if p == 1]}
-    return np.flatnonzero(parts == 0), np.flatnonzero(parts == 1), record
-
-
-def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | None, severities: Sequence[str],
-         test_fraction: float, command: str, cache_dir: Path, save_float: bool = False) -> dict[str, Any]:
-    """Train, export, verify and write ``out/model.tflite`` + ``model.json`` (+ split.json); return the report."""
-    train_idx, test_idx, split_record = holdout(data, "clip", seed, test_fraction)
+def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, threads: int | None,
+         severities: Sequence[str], command: str, cache_dir: Path, save_float: bool = False,
+         false_genre_clips: int = 24) -> dict[str, Any]:
+    """Train on the plan's held-out split, export, verify, write ``out/model.tflite`` + ``model.json``; return the
+    report. The plan (split.json) is written by the caller before the features were extracted."""
+    split = plan.split(HOLDOUT)
+    train_idx, test_idx = split.indices(data.clip_ids, 1)
+    if len(train_idx) + len(test_idx) != len(data.clips):
+        raise ValueError(f"the run plan covers {len(train_idx) + len(test_idx)} of {len(data.clips)} clips")
     result = fit_and_evaluate(recipe, data, train_idx, test_idx, seed=seed, threads=threads,
                               severities=severities, monitor=True)
     trained = result.trained
@@ -53,7 +45,7 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
     rng = np.random.default_rng(seed)
     # Representative data for int8 calibration: training windows only, clean and augmented alike.
     train_frames = [data.store.get(data.clips[i].clip_id, v) for i in train_idx
-                    for v in ("clean", *[f"aug/{k}" for k in range(recipe.aug_copies) if severities])]
+                    for v in (CLEAN, *train_copies(recipe, severities))]
     pool = np.concatenate([cut_windows(f, spec, spec.hop_frames) for f in train_frames])
     rep = prepare(pool[rng.choice(pool.shape[0], min(REPRESENTATIVE_WINDOWS, pool.shape[0]), replace=False)],
                   spec, recipe)
@@ -65,7 +57,7 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
     int8_clip_pred = np.zeros(0, dtype=np.int64)
     parity_result = None
     for cond in (CONDITIONS_CLEAN, *severities):
-        variant = "clean" if cond == CONDITIONS_CLEAN else f"eval/{cond}"
+        variant = CLEAN if cond == CONDITIONS_CLEAN else eval_variant(cond)
         cw = ClipWindows.build([data.store.get(data.clips[i].clip_id, variant) for i in test_idx], y_test, spec, hop)
         x = prepare(cw.windows, spec, recipe)
         if cond == CONDITIONS_CLEAN:
@@ -80,12 +72,11 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
     from trainer.reject import false_genre_report
 
     false_genre = false_genre_report(TfliteRunner(int8_bytes), spec, cache_dir=cache_dir, severities=severities,
-                                     seed=seed)
+                                     count=false_genre_clips, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(int8_bytes)
     if save_float:
         (out / "model_float.tflite").write_bytes(float_bytes)
-    (out / "split.json").write_text(json.dumps(split_record, indent=1) + "\n")
     cm = confusion(y_test, int8_clip_pred, n)
     version = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M") + "-" + hashlib.sha256(int8_bytes).hexdigest()[:8]
     meta = {
@@ -121,11 +112,13 @@ def ship(recipe: Recipe, data: Data, out: Path, *, seed: int, threads: int | Non
         "false_genre": false_genre,
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
+        "thin_genres": thin_genres(cm, data.labels),
         "history": trained.history,
         "recipe": recipe.to_dict(),
         "version": version,
         "command": command,
-        "split": "by clip, stratified, seeded (split.json)",
+        "protocol": plan.protocol,
+        "split": f"by {_BY[plan.protocol]}, stratified, seeded (split.json)",
     }
 
 

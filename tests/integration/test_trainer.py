@@ -64,8 +64,14 @@ def test_quick_training_gives_a_loadable_int8_bundle(quick_run: tuple[Path, Path
     assert shipped["false_genre"]["clean"]["windows"] > 0
     assert shipped["tflite_bytes"] == (out / "model.tflite").stat().st_size
     split = json.loads((out / "split.json").read_text())
-    assert split["by"] == "clip"
+    assert split["by"] == "artist" and split["protocol"] == "artist"  # the shared subset carries artist metadata
     assert not set(split["train"]) & set(split["test"])  # no clip on both sides
+    side = {c: "test" if c in split["test"] else "train" for c in split["train"] + split["test"]}
+    groups: dict[str, set[str]] = {}
+    for clip in split["clips"]:
+        groups.setdefault(clip["group"], set()).add(side[clip["clip_id"]])
+    assert all(len(sides) == 1 for sides in groups.values()), groups  # no artist on both sides
+    assert shipped["protocol"] == "artist"
     for name in ("report.md", "confusion.png", "curves.png"):
         assert (out / name).stat().st_size > 0
 
@@ -178,6 +184,57 @@ def test_corrupt_file_is_skipped_and_reported(tmp_path: Path) -> None:
     assert "metal.00054" in (tmp_path / "o" / "report.md").read_text()
 
 
+def _gtzan_download(root: Path, genres: dict[str, list[int]], seconds: float) -> Path:
+    """A user's Kaggle-style GTZAN folder: ``genres_original/<genre>/<genre>.NNNNN.wav`` (WAV, no metadata),
+    made from the shared clips (cut to ``seconds`` to keep the room chain quick), plus GTZAN's broken jazz.00054."""
+    import soundfile as sf
+
+    from edge.audio import load_audio
+
+    base = root / "Data" / "genres_original"
+    for genre, ids in genres.items():
+        (base / genre).mkdir(parents=True)
+        for i in ids:
+            audio = load_audio(GTZAN / genre / f"{genre}.{i:05d}.ogg", 22050)[: int(seconds * 22050)]
+            sf.write(base / genre / f"{genre}.{i:05d}.wav", audio, 22050, subtype="PCM_16")
+    # The Kaggle copy of jazz.00054 is a WAV header soundfile cannot decode; ours is a header and junk.
+    (base / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
+    return root / "Data"
+
+
+@pytest.mark.slow
+def test_a_gtzan_download_with_its_broken_file_trains_with_the_room_chain(tmp_path: Path) -> None:
+    """Issue 12: a real GTZAN folder crashed (KeyError ('jazz.00003', 'aug/0')) once a file failed to decode,
+    because the clips were split twice. With the room chain on, the run now trains, reports the skip, ships."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng (apt) is needed by the room chain's babble and the reject class")
+    data = _gtzan_download(tmp_path, {"blues": [0, 40, 80], "classical": [0, 50, 99], "jazz": [1, 3, 30],
+                                      "pop": [0, 45, 90]}, seconds=8.0)
+    out = tmp_path / "bundle"
+    proc = _run(["train", "--quick", "--data", str(data), "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                 "--workers", "2", "--threads", "1"], cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "jazz.00054" in proc.stderr and "no artist metadata" in proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert [s["clip_id"] for s in report["data"]["skipped"]] == ["jazz.00054"]
+    assert report["data"]["skipped_count"] == 1 and "jazz.00054" in (out / "report.md").read_text()
+    assert report["shipped"]["protocol"] == "clip"
+    assert (out / "model.tflite").stat().st_size == report["shipped"]["tflite_bytes"] > 0
+    # One plan: made over the decodable clips, and every training clip got its room copy, every test clip its rooms.
+    plan = json.loads((out / "split.json").read_text())
+    assert plan["protocol"] == "clip" and plan["by"] == "clip"
+    clips = {c["clip_id"]: c for c in plan["clips"]}
+    assert "jazz.00054" not in clips and [s["clip_id"] for s in plan["skipped"]] == ["jazz.00054"]
+    assert set(plan["train"]) | set(plan["test"]) == set(clips) and not set(plan["train"]) & set(plan["test"])
+    for cid in plan["train"]:
+        assert clips[cid]["variants"] == ["clean", "aug/0"], clips[cid]
+    for cid in plan["test"]:
+        assert clips[cid]["variants"] == ["clean", "eval/mild", "eval/typical", "eval/harsh"], clips[cid]
+    assert {clips[c]["genre"] for c in plan["test"]} >= {"blues", "classical", "jazz", "pop"}
+    assert set(report["shipped"]["robustness_int8"]) == {"clean", "mild", "typical", "harsh"}
+
+
 @pytest.mark.slow
 def test_ablate_trains_folds_in_worker_processes_and_adds_a_report_row(tmp_path: Path) -> None:
     """The comparison machinery end to end (spawned fold workers, room variants), on 12 clips and 2 epochs."""
@@ -199,7 +256,7 @@ def test_ablate_trains_folds_in_worker_processes_and_adds_a_report_row(tmp_path:
 
 
 @pytest.mark.slow
-def test_compare_scores_both_recipes_clean_and_in_every_room_by_clip(tmp_path: Path) -> None:
+def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
     shipped_data = {"root": "train's", "clips": 1, "counts": {"blues": 1}, "core_counts": {}, "skipped": []}
@@ -210,7 +267,14 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_clip(tmp_path: P
     report = json.loads((out / "report.json").read_text())
     assert report["data"] == shipped_data  # the shipped model's section is not clobbered
     assert report["data_compare"]["clips"] == 12
+    assert report["protocol"] == "artist" and report["cv"]["protocol"] == "artist"
     assert set(report["recipes"]) == {"velardo_segment_split", "velardo_clip_split", "default_clip_split"}
+    assert set(report["recipes_by_clip"]) == {"default_clip_split"}  # the clip column: default recipe only
+    assert report["recipes_by_clip"]["default_clip_split"]["folds"] == 2
+    per_genre = report["recipes"]["default_clip_split"]["per_genre_clip"]
+    assert sum(m["support"] for m in per_genre.values()) == 12
+    assert report["recipes"]["default_clip_split"]["thin_genres"] == sorted(per_genre)  # 3 test clips each
+    assert sum(map(sum, report["cv"]["genre_per_fold"].values())) == 12
     assert report["recipes"]["velardo_segment_split"]["leaky"] and not report["recipes"]["default_clip_split"]["leaky"]
     for kind in ("velardo_clip_split", "default_clip_split"):
         rob = report["robustness"][kind]
@@ -218,6 +282,12 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_clip(tmp_path: P
         assert all(rob[c]["clip_macro_accuracy"]["n"] == 2 for c in rob), rob
     folds = report["cv"]["fold_of_clip"]
     assert len(folds) == 12 and sorted(set(folds.values())) == [0, 1]  # each clip in exactly one test fold
+    plan = json.loads((out / "split_compare.json").read_text())
+    fold_of_group: dict[str, set[int]] = {}
+    for clip in plan["clips"]:
+        fold_of_group.setdefault(clip["group"], set()).add(plan["splits"]["artist"]["part"][clip["clip_id"]])
+    assert all(len(f) == 1 for f in fold_of_group.values())  # an artist in one fold only
     md = (out / "report.md").read_text()
     assert "LEAKY" not in md.split("## Recipe comparison")[0] and "**leaky**" in md and "robustness.png" in md
+    assert "CV by artist" in md and "folds by clip |" in md and "⚠" in md
     assert (out / "robustness.png").stat().st_size > 0
