@@ -20,7 +20,7 @@ import numpy as np
 
 from daemon.errors import SourceUnavailable
 from daemon.settings import SourceSettings
-from daemon.sources import OK, UNAVAILABLE, FloatArray, SourceStats
+from daemon.source_base import OK, UNAVAILABLE, FloatArray, SourceStats
 from edge.audio import StreamResampler, to_mono
 from edge.native_stderr import native_stderr_to_debug
 

@@ -1,4 +1,5 @@
-"""Audio sources behind one small interface: a microphone (``daemon.mic``) or a file paced in time.
+"""Audio sources behind one small interface (``daemon.source_base``): a microphone (``daemon.mic``) or a file
+paced in time.
 
 Both deliver mono float32 chunks at the model's sample rate. The file source decodes block by
 block in the caller's thread (pacing with the stop event, so it never outlives a stop); the
@@ -10,61 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import soundfile as sf
 
 from daemon.settings import SourceSettings
+from daemon.source_base import OK, FloatArray, SourceStats
+from daemon.source_base import AudioSource as AudioSource  # re-exported: what make_source returns
 from edge.audio import StreamResampler, to_mono
 from edge.errors import AudioDecodeError
 
 log = logging.getLogger(__name__)
-FloatArray = npt.NDArray[np.float32]
-OK = "ok"
-UNAVAILABLE = "unavailable"
-
-
-@dataclass
-class SourceStats:
-    """Counters since start; written by the source, read by the pipeline (ints: atomic under the GIL)."""
-
-    overflows: int = 0  # device-side input overflows (audio lost before we read it)
-    dropped_chunks: int = 0  # chunks dropped because the queue was full (pipeline too slow)
-    reconnects: int = 0  # successful reopenings after the device vanished
-
-
-class AudioSource(Protocol):
-    """What the pipeline needs from a source."""
-
-    sample_rate: int  # Hz of the chunks returned by read()
-    stats: SourceStats
-
-    def open(self) -> None: ...
-
-    def read(self, timeout: float) -> FloatArray | None:
-        """The next mono chunk, or None when nothing arrived within ``timeout`` seconds."""
-        ...
-
-    @property
-    def finished(self) -> bool:
-        """True once no more audio will ever come (a file source at its end, not looping)."""
-        ...
-
-    @property
-    def status(self) -> str:
-        """``ok`` or ``unavailable`` (device gone, reopening)."""
-        ...
-
-    @property
-    def generation(self) -> int:
-        """Incremented whenever the audio is discontinuous (a reopened device)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class FileSource:

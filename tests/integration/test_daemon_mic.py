@@ -17,7 +17,7 @@ import pytest
 
 from daemon.mic import MicSource
 from daemon.settings import SourceSettings
-from daemon.sources import OK, UNAVAILABLE
+from daemon.source_base import OK, UNAVAILABLE
 from tests.support.audio import dominant_frequency, rms_dbfs
 from tests.support.pulse import PulseServer
 
