@@ -13,9 +13,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from edge.decide.states import UNAVAILABLE as UNAVAILABLE  # the state name is defined once, in edge.decide
+
 FloatArray = npt.NDArray[np.float32]
-OK = "ok"
-UNAVAILABLE = "unavailable"
+OK = "ok"  # a source status, not a published state
 
 
 @dataclass
