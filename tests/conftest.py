@@ -1,4 +1,4 @@
-"""Shared fixtures: real mosquitto, PulseAudio, Home Assistant's schema, test audio.
+"""Shared fixtures: real mosquitto, PulseAudio, a real Home Assistant's venv, test audio.
 
 The logic lives in ``tests/support/``; this file only wires it to pytest.
 Set ``GENRE_PI_REQUIRE_SERVICES=1`` (CI) to turn "service unavailable" skips
@@ -12,7 +12,7 @@ Quick reference (see each fixture's docstring for an example):
 - ``topic_prefix`` (function) unique topic prefix string.
 - ``pulse`` (session) PulseServer with vsink; env applied in-process.
 - ``pulse_factory`` (function) private PulseServer, for kill/restart tests.
-- ``ha_schema`` (session) HaSchemaValidator; ``ha_schema(payload)`` validates.
+- ``ha_venv`` (session) Path of the cached Home Assistant venv (tests/support/ha_venv.py).
 - ``gtzan_dir`` (session) Path of the GTZAN copy in shared/.
 - ``make_tone_wav`` / ``make_noise_wav`` / ``make_speech_wav`` (function) wav writers into tmp_path.
 - ``speech_wav`` (function) a ready espeak-ng speech clip.
@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.support import audio
-from tests.support.ha_schema import HaSchemaUnavailable, HaSchemaValidator
+from tests.support.ha_venv import HaUnavailable, ensure_ha_venv
 from tests.support.mosquitto import MosquittoBroker, mosquitto_available
 from tests.support.mqtt_client import MqttProbe, unique_prefix
 from tests.support.pulse import PulseServer, pulse_available
@@ -249,19 +249,15 @@ def gtzan_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ha_schema() -> Iterator[HaSchemaValidator]:
-    """Home Assistant 2024.3's MQTT sensor discovery schema (installs a cached venv once, ~3.5 min).
+def ha_venv() -> Path:
+    """The venv of a pinned Home Assistant core (built once and cached; skips without Python >= 3.13).
 
     Example::
 
-        @pytest.mark.slow
-        def test_discovery_valid(ha_schema):
-            config = ha_schema(build_discovery_payload(...), allow_dropped={"options"})  # AssertionError if HA rejects
-            assert config["state_topic"] == "genre-pi/kitchen/genre"
+        def test_in_home_assistant(ha_venv, tmp_path):
+            ha = HomeAssistant(tmp_path / "ha", venv=ha_venv).start()   # tests/support/homeassistant.py
     """
     try:
-        validator = HaSchemaValidator()
-    except HaSchemaUnavailable as exc:
+        return ensure_ha_venv()
+    except HaUnavailable as exc:
         _unavailable(str(exc))
-    yield validator
-    validator.close()

@@ -1,11 +1,10 @@
 """Security against real components: TLS + password_file on a mosquitto with a self-signed CA,
-secrets kept out of logs/ps/state, inbound MQTT limited to the HA birth topic, HA's own schema for
-the discovery payloads as they arrive, and the hardened unit keeping /dev/snd reachable.
+secrets kept out of logs/ps/state, inbound MQTT limited to the HA birth topic, and the hardened unit
+keeping /dev/snd reachable. (A real Home Assistant reads the discovery payloads in test_home_assistant.py.)
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -113,22 +112,6 @@ def test_inbound_mqtt_only_the_ha_birth_topic_and_hostile_payloads_do_nothing(
     assert state_of(state.payload)["genre"] != "jazz"
     assert d.terminate() == 0 and "Traceback" not in d.log()
     print(f"hostile inbound: subscriptions {subs}; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB after a 16 MB birth")
-
-
-def test_discovery_as_received_passes_home_assistants_schema(
-    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path, ha_schema: Any
-) -> None:
-    d = daemon(music_file, extra=FAST)
-    probe = mqtt_probe(f"{d.discovery_prefix}/#")
-    probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=10)
-    late = mqtt_probe(f"{d.discovery_prefix}/#")  # what Home Assistant gets when it (re)starts: the retained copies
-    genre = late.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=5)
-    conf = late.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=5)
-    assert genre.retain and conf.retain
-    g = ha_schema(json.loads(genre.payload), allow_dropped={"options"})
-    c = ha_schema(json.loads(conf.payload))
-    assert g["state_topic"] == d.topic("genre") and c["state_topic"] == d.topic("state")
-    assert d.terminate() == 0
 
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")

@@ -6,7 +6,6 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -197,46 +196,3 @@ def test_audio_helpers_write_what_they_promise(
 def test_gtzan_dir_has_genre_folders(gtzan_dir: Path) -> None:
     genres = sorted(p.name for p in gtzan_dir.iterdir() if p.is_dir())
     assert {"blues", "jazz", "metal"} <= set(genres), genres
-
-
-# -- Home Assistant schema -------------------------------------------------------
-
-
-def _enum_sensor(**overrides: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "name": "Genre",
-        "unique_id": "genre_pi_kitchen_genre",
-        "state_topic": "genre-pi/kitchen/genre",
-        "availability_topic": "genre-pi/kitchen/status",
-        "device_class": "enum",
-        "options": ["blues", "classical", "jazz"],
-        "device": {"identifiers": ["genre_pi_kitchen"], "name": "Genre Pi", "manufacturer": "genre-pi"},
-    }
-    payload.update(overrides)
-    return payload
-
-
-@pytest.mark.slow
-def test_ha_schema_accepts_valid_and_rejects_invalid(ha_schema: Any) -> None:
-    config = ha_schema(_enum_sensor(), allow_dropped={"options"})
-    assert config["state_topic"] == "genre-pi/kitchen/genre" and config["device_class"] == "enum", config
-
-    abbreviated = {
-        "name": "Genre",
-        "uniq_id": "g1",
-        "~": "genre-pi/k",
-        "stat_t": "~/genre",
-        "dev_cla": "enum",
-        "dev": {"ids": ["k"], "name": "K"},
-    }
-    assert ha_schema(abbreviated)["state_topic"] == "genre-pi/k/genre"
-
-    with pytest.raises(AssertionError, match="device_class"):
-        ha_schema(_enum_sensor(device_class="music_genre"), allow_dropped={"options"})
-    with pytest.raises(AssertionError, match="qos"):
-        ha_schema(_enum_sensor(qos=7), allow_dropped={"options"})
-    # 2024.3 has no `options` for MQTT sensors; its schema drops it silently, which we surface.
-    with pytest.raises(AssertionError, match=r"silently ignore keys \['options'\]"):
-        ha_schema(_enum_sensor())
-    with pytest.raises(AssertionError, match="stat_topic"):
-        ha_schema(_enum_sensor(stat_topic="typo"), allow_dropped={"options"})
