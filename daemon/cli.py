@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from daemon import __version__
+from daemon.config_fields import add_flags
+from daemon.config_fields import overrides_from_args as settings_overrides
 from daemon.errors import ConfigError
-from daemon.settings import DEFAULT_CONFIG_PATH, Settings, check_against_model, load_settings
+from daemon.settings import DEFAULT_CONFIG_PATH, SECTIONS, Settings, check_against_model, load_settings
 from daemon.systemd import Notifier
 from edge.errors import GenreError
 from edge.runtime_choice import lite_runtime
@@ -39,46 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help=f"TOML config (default {DEFAULT_CONFIG_PATH}, if it exists)")
     p.add_argument("--check-config", action="store_true", help="validate config and model bundle, then exit")
     p.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
-    p.add_argument("--source", metavar="mic|file:PATH", help="audio source (source.kind / source.path)")
-    p.add_argument("--device", metavar="NAME|INDEX", help="input device name substring or index (source.device)")
-    p.add_argument("--speed", type=float, metavar="N", help="file pacing: 1 real time, N faster, 0 max (source.speed)")
-    p.add_argument("--loop", action="store_true", default=None, help="loop a file source (source.loop)")
-    p.add_argument("--mqtt-host", metavar="HOST", help="broker host (mqtt.host)")
-    p.add_argument("--mqtt-port", type=int, metavar="PORT", help="broker port (mqtt.port)")
-    p.add_argument("--device-id", metavar="ID", help="topic level after the prefix (mqtt.device_id)")
-    p.add_argument("--prefix", metavar="PREFIX", help="first topic level (mqtt.prefix)")
-    p.add_argument("--model", metavar="DIR", help="model bundle directory (model.path)")
-    p.add_argument("--hop", type=float, metavar="SECONDS", help="audio time between windows (pipeline.hop_s)")
-    p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
+    add_flags(p, SECTIONS)  # every flag a setting's field names (daemon/settings.py)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.source is not None:
-        kind, _, path = args.source.partition(":")
-        out["source.kind"] = kind
-        if kind == "file" or path:
-            out["source.path"] = path
-    if args.device is not None:
-        out["source.device"] = int(args.device) if args.device.isdigit() else args.device
-    simple = {
-        "speed": "source.speed",
-        "loop": "source.loop",
-        "mqtt_host": "mqtt.host",
-        "mqtt_port": "mqtt.port",
-        "device_id": "mqtt.device_id",
-        "prefix": "mqtt.prefix",
-        "model": "model.path",
-        "hop": "pipeline.hop_s",
-        "log_level": "log.level",
-    }
-    for attr, key in simple.items():
-        value = getattr(args, attr)
-        if value is not None:
-            out[key] = value
-    return out
+    return settings_overrides(args, SECTIONS)
 
 
 class _JournalFormatter(logging.Formatter):

@@ -43,22 +43,86 @@ def test_example_config_parses_to_the_defaults() -> None:
     assert s.mqtt.client_id == f"genre-daemon-{s.mqtt.device_id}"
 
 
+def _example_docs() -> dict[str, dict[str, str]]:
+    """``{section: {key: comment}}``: the comment lines above a key (keys without their own share the last)."""
+    docs: dict[str, dict[str, str]] = {}
+    section, comment, after_key = "", [], False
+    for line in EXAMPLE.read_text().splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section, comment, after_key = line[1:-1], [], False
+        elif line.startswith("#") and section:
+            comment, after_key = ([] if after_key else comment) + [line], False
+        elif "=" in line and section:
+            docs.setdefault(section, {})[line.split("=", 1)[0].strip()] = "\n".join(comment)
+            after_key = True
+    return docs
+
+
 def test_example_documents_every_key() -> None:
     import dataclasses
     import tomllib
 
     from daemon.settings import SECTIONS
 
-    text = EXAMPLE.read_text()
-    doc = tomllib.loads(text)
+    doc = tomllib.loads(EXAMPLE.read_text())
+    documented = _example_docs()
     for name, cls in SECTIONS.items():
         keys = {f.name for f in dataclasses.fields(cls)} - {"password"}
         # A key whose default is None ("the model bundle's value") is documented commented out:
         # setting it in the example would override the rule tuned with the model.
-        section = text.split(f"[{name}]\n", 1)[1].split("\n[", 1)[0]
-        commented = {k for k in keys if getattr(cls(), k) is None and f"\n# {k} = " in section}
-        assert set(doc[name]) | commented == keys, f"[{name}] example keys differ: {(set(doc[name]) | commented) ^ keys}"
+        commented = {k for k in keys if getattr(cls(), k) is None and f"\n# {k} = " in EXAMPLE.read_text()}
+        both = set(doc[name]) | commented
+        assert both == keys, f"[{name}] example keys differ: {both ^ keys}"
         assert not set(doc[name]) & commented
+        assert set(documented[name]) == set(doc[name]), name
+
+
+def test_example_states_each_fields_range_unit_choices_and_flag() -> None:
+    import re
+
+    from daemon.config_fields import described, range_text
+    from daemon.settings import SECTIONS
+
+    docs = _example_docs()
+    flags = set()
+    for name, cls in SECTIONS.items():
+        for key, meta in described(cls):
+            if key not in docs[name]:
+                continue  # a commented-out decision override: DecisionParams documents its range
+            text = docs[name][key]
+            where = f"[{name}] {key}: {text!r}"
+            if meta.low is not None:
+                assert range_text(meta) in text, f"{where} does not state the range {range_text(meta)}"
+            elif meta.unit:
+                assert meta.unit in text, f"{where} does not name the unit {meta.unit}"
+            for choice in meta.choices:
+                assert choice == "" or str(choice) in text, f"{where} does not name the choice {choice!r}"
+            if meta.flag:
+                assert f"[{meta.flag}" in text, f"{where} does not name its flag {meta.flag}"
+                flags.add(meta.flag)
+    named = set(re.findall(r"\[(--[a-z-]+)", EXAMPLE.read_text()))
+    assert named == flags, f"flags in the example but not on a field, or the reverse: {named ^ flags}"
+
+
+def test_every_flag_named_on_a_field_is_accepted_and_sets_its_key(tmp_path: Path) -> None:
+    from daemon.cli import build_parser, overrides_from_args
+
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"")
+    argv = ["--source", f"file:{audio}", "--speed", "0", "--loop", "--device", "3", "--model", str(tmp_path),
+            "--hop", "0.5", "--mqtt-host", "h", "--mqtt-port", "1999", "--prefix", "p", "--device-id", "d",
+            "--log-level", "DEBUG"]  # fmt: skip
+    got = overrides_from_args(build_parser().parse_args(argv))
+    assert got == {
+        "source.kind": "file", "source.path": str(audio), "source.speed": 0.0, "source.loop": True,
+        "source.device": 3, "model.path": str(tmp_path), "pipeline.hop_s": 0.5, "mqtt.host": "h",
+        "mqtt.port": 1999, "mqtt.prefix": "p", "mqtt.device_id": "d", "log.level": "DEBUG",
+    }  # fmt: skip
+    assert overrides_from_args(build_parser().parse_args([])) == {}
+    assert overrides_from_args(build_parser().parse_args(["--source", "mic", "--device", "USB"])) == {
+        "source.kind": "mic",
+        "source.device": "USB",
+    }
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
