@@ -39,6 +39,8 @@ BLUEPRINT = REPO / "homeassistant" / "blueprints" / "automation" / "genre_pi" / 
 DEVICE = "kitchen"
 GENRE, CONFIDENCE, LEVEL = (entity_id(DEVICE, key) for key in ("genre", "confidence", "level"))
 COUNTER = "input_number.genre_scene_fired"
+# A second automation from the blueprint whose user also typed in the non-genres: it must fire for metal only.
+COUNTER_ALL = "input_number.genre_scene_all_fired"
 # Held out from the shipped model's training; the model names both clearly (tests/integration/test_daemon_shipped.py).
 CLASSICAL, METAL = "classical/classical.00005.ogg", "metal/metal.00004.ogg"
 ROWS_PER_DAY_GOAL = 5000
@@ -55,13 +57,30 @@ automation:
         genres: [metal]
         target: script.genre_scene
         hold: {{seconds: 2}}
+  - id: genre_pi_blueprint_not_music_test
+    alias: Scene for metal and the non-genres (genre-pi blueprint)
+    use_blueprint:
+      path: genre_pi/genre_to_scene.yaml
+      input:
+        genre_sensor: {GENRE}
+        genres: [metal, silence, not_music, uncertain]
+        target: script.genre_scene_all
+        hold: {{seconds: 2}}
 script:
   genre_scene:
     sequence:
       - action: input_number.increment
         target: {{entity_id: {COUNTER}}}
+  genre_scene_all:
+    sequence:
+      - action: input_number.increment
+        target: {{entity_id: {COUNTER_ALL}}}
 input_number:
   genre_scene_fired:
+    min: 0
+    max: 1000
+    step: 1
+  genre_scene_all_fired:
     min: 0
     max: 1000
     step: 1
@@ -135,17 +154,22 @@ def daemons() -> Iterator[list[DaemonProc]]:
 
 
 def clip(env: HaEnv, name: str, parts: list[tuple[str, float]]) -> Path:
-    """A wav of ``(gtzan clip, seconds)`` parts in a row, at the model's rate."""
+    """A wav of ``(gtzan clip, seconds)`` parts in a row (``""`` = digital silence), at the model's rate."""
     rate = 22050
-    audio = np.concatenate([load_audio(env.gtzan / rel, rate)[: int(seconds * rate)] for rel, seconds in parts])
+    audio = np.concatenate(
+        [
+            load_audio(env.gtzan / rel, rate)[: int(seconds * rate)] if rel else np.zeros(int(seconds * rate))
+            for rel, seconds in parts
+        ]
+    )
     path = env.workdir / f"{name}.wav"
     sf.write(str(path), audio, rate, subtype="PCM_16")
     return path
 
 
-def counter(env: HaEnv) -> int:
-    state = env.ha.state(COUNTER)
-    assert state is not None, f"{COUNTER} missing"
+def counter(env: HaEnv, entity: str = COUNTER) -> int:
+    state = env.ha.state(entity)
+    assert state is not None, f"{entity} missing"
     return round(float(state["state"]))
 
 
@@ -157,7 +181,7 @@ def test_discovery_ids_options_and_a_genre_change_within_one_hop(
     ha_env: HaEnv, daemons: list[DaemonProc]
 ) -> None:
     env, ha = ha_env, ha_env.ha
-    audio = clip(env, "classical_then_metal", [(CLASSICAL, 14.0), (METAL, 30.0)])
+    audio = clip(env, "classical_metal_silence", [(CLASSICAL, 14.0), (METAL, 14.0), ("", 20.0)])
     since = time.monotonic()
     d = start_daemon(env, audio, "first")
     daemons.append(d)
@@ -181,11 +205,13 @@ def test_discovery_ids_options_and_a_genre_change_within_one_hop(
     assert change_s < 1.0, f"genre change reached Home Assistant {change_s:.2f} s after the broker (hop 1 s)"
     assert first["state"] == "classical"
     ha.wait_state(COUNTER, lambda s: float(s["state"]) >= 1, timeout=10)  # the blueprint: metal held 2 s
-    time.sleep(1.0)
-    assert counter(env) == 1
+    # Then the music stops: silence is not a genre, whoever picked it.
+    ha.wait_state(GENRE, is_("silence"), timeout=20)
+    time.sleep(3.0)  # longer than the hold
+    assert (counter(env), counter(env, COUNTER_ALL)) == (1, 1)
     # State follows the broker: what HA shows is the retained genre.
     retained = env.probe.received(d.topic("genre"))[-1].text
-    assert ha.state(GENRE)["state"] == retained  # type: ignore[index]
+    assert ha.state(GENRE)["state"] == retained == "silence"  # type: ignore[index]
 
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)

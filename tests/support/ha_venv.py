@@ -26,7 +26,8 @@ from pathlib import Path
 
 __all__ = ["HA_VERSION", "INTEGRATIONS", "HaUnavailable", "ensure_ha_venv", "find_python", "venv_path"]
 
-# 2025.4.4 is the newest release that runs on Python 3.13.0 (2026.3+ needs >= 3.14.2).
+# 2025.4.4 is the newest release that runs on Python 3.13.0: 2025.5 and later need >= 3.13.2, 2026.3 and
+# later >= 3.14.2 (pip says so in its "Requires-Python" lines).
 HA_VERSION = "2025.4.4"
 MIN_PYTHON = (3, 13)
 # The integrations the tests load (frontend too: without it Home Assistant starts in recovery mode);
@@ -100,7 +101,8 @@ def _pip(venv: Path, *args: str) -> None:
         capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
     )  # fmt: skip
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if "is ignored" not in line]
+        tail = "\n".join(line[:300] for line in lines[-10:])  # pip's "versions" lines run to kilobytes
         raise HaUnavailable(f"pip install {' '.join(args)} failed in {venv}:\n{tail}")
 
 
