@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                               "default recipe only, to stay in the time budget)")
     compare.add_argument("--no-fault-filtered", action="store_true",
                          help="skip the fault-filtered 4-genre table")
+    compare.add_argument("--no-playlists", action="store_true",
+                         help="skip the playlist evaluation of the published stream (issue 11; ~2-3 min per fold)")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
     ablate = sub.add_parser("ablate", parents=[common],
                             help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
@@ -185,12 +187,20 @@ def _train(args: argparse.Namespace, command: str) -> int:
                    command=command, save_float=args.save_float, cache_dir=cache,
                    false_genre_clips=6 if args.quick else 24)
     shipped["wall_seconds"] = time.perf_counter() - started
+    playlist_run = shipped.pop("playlist_run", None)
     history = shipped.pop("history")
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], data.labels,
                    f"held-out clips, int8 ({shipped['test_clips']} clips)")
     plot_curves(args.out / "curves.png", history, f"recipe {recipe.name}")
     shipped["history"] = history
-    update_report(args.out, {"data": _data_section(data_dir, data), "shipped": shipped,
+    playlist_sections: dict[str, Any] = {}
+    if playlist_run is not None:
+        from trainer.playlist_report import plot_timelines, shipped_section
+
+        playlist_sections = shipped_section(playlist_run)
+        plot_timelines(args.out, "playlist", playlist_run.timeline, data.labels,
+                       "shipped model (int8), held-out clips, its tuned rule: truth above, published below")
+    update_report(args.out, {**playlist_sections, "data": _data_section(data_dir, data), "shipped": shipped,
                              "recipe_definitions": {recipe.name: recipe.to_dict()}})
     for s in data.skipped:
         log.warning("skipped %s: %s", s.clip_id, s.reason)
@@ -279,8 +289,16 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         runs[FAULT_FILTERED] = RUN_KINDS[1:]
     if CORE in plan.splits:
         runs[CORE] = RUN_KINDS[1:]
+    on_fold = None
+    if not args.no_playlists:
+        import functools
+
+        from trainer.playlist_report import playlist_fold
+
+        # Playlists for the headline split's default-recipe folds only, run in the fold's worker beside its model.
+        on_fold = functools.partial(playlist_fold, split=protocol, cache_dir=str(args.cache_dir or default_cache_dir()))
     full = compare(data, recipes, plan=plan, runs=runs, seed=args.seed, threads=args.threads, severities=severities,
-                   jobs=args.jobs)
+                   jobs=args.jobs, on_fold=on_fold)
     head = full[protocol]
     folds = plan.split(protocol).n_folds
     # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
@@ -317,6 +335,13 @@ def _compare(args: argparse.Namespace, command: str) -> int:
                       "command": command, "seconds": time.perf_counter() - started}
     if head["robustness"] and severities:
         plot_robustness(args.out / "robustness.png", head["robustness"], f"{folds}-fold CV by {protocol}, all clips")
+    playlist_folds = full["extras"].get(protocol, {}).get("default_clip_split", [])
+    if playlist_folds:
+        from trainer.playlist_report import cv_sections, cv_timelines, plot_timelines
+
+        sections.update(cv_sections(playlist_folds))
+        plot_timelines(args.out, "playlist_cv", cv_timelines(playlist_folds), data.labels,
+                       f"CV by {protocol}, default recipe, tuned rule: truth above, published below")
     update_report(args.out, sections)
     log.info("comparison written to %s in %.1f min", args.out, (time.perf_counter() - started) / 60)
     return 0

@@ -255,6 +255,9 @@ def render_md(doc: dict[str, Any]) -> str:
         out += ["Folds by clip:", "", *_robust_table(doc["robustness_by_clip"]), ""]
     if "robustness_core" in doc:
         out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
+    from trainer.playlist_report import md_lines
+
+    out += [*md_lines(doc), ""] if ("playlist_cv" in doc or "playlist" in doc) else []
     out += _fault_filtered_lines(doc.get("fault_filtered", {}))
     out += _ablation_lines(doc.get("ablations", {}))
     if "recipes" in doc:

@@ -73,6 +73,12 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
 
     false_genre = false_genre_report(TfliteRunner(int8_bytes), spec, cache_dir=cache_dir, severities=severities,
                                      count=false_genre_clips, seed=seed)
+    from trainer.playlist_report import run_playlists, tflite_predictor
+
+    # The rule is tuned on playlists of training clips through the int8 model, and travels in model.json.
+    playlist_run = run_playlists([data.clips[i] for i in test_idx], [data.clips[i] for i in train_idx], spec,
+                                 tflite_predictor(int8_bytes), severities=severities, seed=seed, cache_dir=cache_dir,
+                                 keep_timeline=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(int8_bytes)
     if save_float:
@@ -90,6 +96,7 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
         "test_clips": len(test_idx),
         "clip_rule": "mean of window log-probabilities (edge.scoring.mean_log_probs)",
         "command": command,
+        "decision": playlist_run.tuned,
     }
     write_bundle_json(out, spec, meta)
     clean = per_condition[CONDITIONS_CLEAN]
@@ -110,6 +117,7 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
         "test_clips": len(test_idx),
         "robustness_int8": {k: v for k, v in per_condition.items() if k != "float"},
         "false_genre": false_genre,
+        "playlist_run": playlist_run,  # popped by the CLI into the report's playlist sections
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
         "thin_genres": thin_genres(cm, data.labels),

@@ -58,8 +58,8 @@ def test_quick_training_gives_a_loadable_int8_bundle(quick_run: tuple[Path, Path
     for key in ("clip_accuracy_float", "clip_accuracy_int8", "int8_float_top1_agreement"):
         assert 0.0 <= shipped[key] <= 1.0
     # The reject class: learned from synthetic non-music, measured on unseen voices as the daemon decides.
-    assert "unknown" in bundle.spec.labels
-    assert report["data"]["counts"]["unknown"] == 3
+    assert "not_music" in bundle.spec.labels
+    assert report["data"]["counts"]["not_music"] == 3
     assert 0.0 <= shipped["false_genre"]["clean"]["false_genre_rate"] <= 1.0
     assert shipped["false_genre"]["clean"]["windows"] > 0
     assert shipped["tflite_bytes"] == (out / "model.tflite").stat().st_size
@@ -72,8 +72,16 @@ def test_quick_training_gives_a_loadable_int8_bundle(quick_run: tuple[Path, Path
         groups.setdefault(clip["group"], set()).add(side[clip["clip_id"]])
     assert all(len(sides) == 1 for sides in groups.values()), groups  # no artist on both sides
     assert shipped["protocol"] == "artist"
-    for name in ("report.md", "confusion.png", "curves.png"):
+    for name in ("report.md", "confusion.png", "curves.png", "playlist_clean.png"):
         assert (out / name).stat().st_size > 0
+    # Issue 11: the shipped model's playlists (clean only under --no-degrade) and its tuned rule in model.json.
+    from edge.decide.params import DecisionParams
+
+    assert list(report["playlist"]) == ["clean"] and list(report["playlist_baseline"]) == ["clean"]
+    assert set(report["playlist"]["clean"]["switch_latency_s"]) == {"median", "p90"}
+    assert 0.0 <= report["playlist"]["clean"]["time_accuracy"] <= 1.0
+    assert bundle.decision == DecisionParams.from_dict(report["playlist_shipped"]["decision"])
+    assert bundle.decision.rule == "hmm"
 
 
 @pytest.mark.slow
@@ -291,3 +299,11 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     assert "LEAKY" not in md.split("## Recipe comparison")[0] and "**leaky**" in md and "robustness.png" in md
     assert "CV by artist" in md and "folds by clip |" in md and "⚠" in md
     assert (out / "robustness.png").stat().st_size > 0
+    # Issue 11: playlists of each artist fold's test clips, tuned rule beside today's, every condition.
+    for section in ("playlist_cv", "playlist_cv_baseline"):
+        assert list(report[section]) == ["clean", "mild", "typical", "harsh"]
+        assert report[section]["typical"]["switch_latency_s"]["median"]["n"] == 2
+        assert report[section]["typical"]["settled_accuracy"]["mean"] is not None
+    assert [f["fold"] for f in report["playlist_cv_folds"]] == [0, 1]
+    assert all(f["tuned"]["rule"] == "hmm" and f["counts"]["songs"] >= 4 for f in report["playlist_cv_folds"])
+    assert "What the house hears" in md and (out / "playlist_cv_typical.png").stat().st_size > 0
