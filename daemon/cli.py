@@ -177,6 +177,7 @@ def run(settings: Settings) -> int:
     from daemon.mqtt import Publisher
     from daemon.pipeline import Pipeline
     from daemon.sources import make_source
+    from daemon.window_grid import WindowGrid
     from edge.bundle import load_bundle
     from edge.decide.classifier import Classifier
 
@@ -192,7 +193,8 @@ def run(settings: Settings) -> int:
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
         check_against_model(settings, bundle.spec.window_s)
-        source = make_source(settings.source, bundle.spec.sample_rate, stop)
+        grid = WindowGrid.for_spec(bundle.spec, bundle.spec.frames_for(settings.pipeline.hop_s))
+        source = make_source(settings.source, bundle.spec.sample_rate, stop, grid)
         source.open()
     except GenreError as exc:
         notifier.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ import numpy as np
 from daemon.errors import SourceUnavailable
 from daemon.settings import SourceSettings
 from daemon.source_base import OK, UNAVAILABLE, FloatArray, SourceStats
+from daemon.window_grid import WindowGrid
 from edge.audio import StreamResampler, to_mono
 from edge.native_stderr import native_stderr_to_debug
 
@@ -132,15 +134,26 @@ def list_devices() -> list[dict[str, Any]]:
 
 
 class MicSource:
-    """PyAudio capture in a dedicated thread; converts, resamples and queues mono chunks."""
+    """PyAudio capture in a dedicated thread; converts, resamples and queues mono chunks.
 
-    def __init__(self, settings: SourceSettings, sample_rate: int, stop: threading.Event) -> None:
+    With a :class:`WindowGrid` the thread reads up to the next window end (in ``chunk_s`` reads, so
+    a stop is seen within one chunk) and converts, resamples and queues that once: Python and
+    numpy run once per hop instead of once per chunk, and the audio that completes a window is
+    queued as soon as it is captured.
+    """
+
+    def __init__(
+        self, settings: SourceSettings, sample_rate: int, stop: threading.Event, grid: WindowGrid | None = None
+    ) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
         self.stop = stop
+        self.grid = grid
         self.stats = SourceStats()
-        capacity = max(2, round(settings.queue_s / settings.chunk_s))
-        self._queue: queue.Queue[FloatArray] = queue.Queue(maxsize=capacity)
+        item_s = grid.step / sample_rate if grid else settings.chunk_s
+        capacity = max(2, round(settings.queue_s / item_s))
+        # (generation, chunk): audio captured before a reopen is dropped, not mixed with the new stream's.
+        self._queue: queue.Queue[tuple[int, FloatArray]] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._pa: Any = None
@@ -207,6 +220,8 @@ class MicSource:
         self.device_name, self.capture_rate, self.channels, self._frames = str(device["name"]), rate, channels, frames
         self._resampler = StreamResampler(rate, self.sample_rate)
         self._loss = LossDetector(rate)
+        self._in_total = 0  # frames captured since this stream opened
+        self._out_total = 0  # samples after resampling (what the classifier has counted since its reset)
         log.info(
             "mic %r: %d Hz, %d ch, %s, %d frames/chunk",
             self.device_name,
@@ -258,9 +273,37 @@ class MicSource:
                 self._status = OK
                 backoff = 1.0
                 log.info("audio input back (reconnect %d)", self.stats.reconnects)
+            block = self._read_block(self._frames_wanted(), last_overflow_log)
+            if block is None:
+                continue
+            raw, last_overflow_log = block
+            mono = interleaved_to_mono(raw, self.settings.sample_format, self.channels)
+            chunk = self._resampler.process(mono)
+            self._in_total += mono.size
+            self._out_total += chunk.size
+            self._put(chunk)
+        self._release()
+
+    def _frames_wanted(self) -> int:
+        """Capture frames to read before converting: up to the next window end, or one chunk."""
+        if self.grid is None:
+            return self._frames
+        ratio = self.sample_rate / self.capture_rate
+        # The resampler holds back a few samples (its filter delay): ask for those too.
+        held = max(0.0, self._in_total * ratio - self._out_total)
+        need = self.grid.next_end(self._out_total) - self._out_total + held
+        frames: int = math.ceil(need / ratio)
+        return max(1, frames)
+
+    def _read_block(self, frames: int, last_overflow_log: float) -> tuple[bytes, float] | None:
+        """``frames`` frames in reads of at most one chunk; None if the device failed (now released)."""
+        parts: list[bytes] = []
+        remaining = frames
+        while remaining > 0 and not (self.stop.is_set() or self._closing.is_set()):
+            n = min(remaining, self._frames)
             try:
                 t_read = time.monotonic()
-                raw = self._stream.read(self._frames, exception_on_overflow=True)
+                raw = self._stream.read(n, exception_on_overflow=True)
                 now = time.monotonic()
             except OSError as exc:
                 if exc.errno == PA_INPUT_OVERFLOWED:
@@ -273,31 +316,37 @@ class MicSource:
                 log.error("audio input failed (%s); reopening", exc)
                 self._status = UNAVAILABLE
                 self._release()
-                continue
-            lost_s = self._loss.update(now, self._frames, waited=now - t_read >= 0.5 * self.settings.chunk_s)
+                return None
+            remaining -= n
+            parts.append(raw)
+            lost_s = self._loss.update(now, n, waited=now - t_read >= 0.5 * n / self.capture_rate)
             if lost_s:
                 self.stats.overflows += 1
                 if now - last_overflow_log > 10:
                     log.warning("%.1f s of audio lost upstream (stalled; %d so far)", lost_s, self.stats.overflows)
                     last_overflow_log = now
-            self._put(self._resampler.process(interleaved_to_mono(raw, self.settings.sample_format, self.channels)))
-        self._release()
+        return b"".join(parts), last_overflow_log
 
     def _put(self, chunk: FloatArray) -> None:
+        item = (self._generation, chunk)
         try:
-            self._queue.put_nowait(chunk)
+            self._queue.put_nowait(item)
         except queue.Full:
             # Keep the newest audio: the pipeline wants the latest window, not a backlog.
             with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
             self.stats.dropped_chunks += 1
-            self._queue.put_nowait(chunk)
+            self._queue.put_nowait(item)
 
     def read(self, timeout: float) -> FloatArray | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                generation, chunk = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if generation == self._generation:
+                return chunk
 
     def close(self) -> None:
         self._closing.set()
