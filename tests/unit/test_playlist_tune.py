@@ -48,7 +48,7 @@ def test_tuner_moves_from_a_jumpy_switch_prior_to_a_sticky_one() -> None:
 
 def test_search_keeps_the_start_on_ties_and_reports_every_candidate() -> None:
     probs, truth = _stream(2, songs=3)
-    base = DecisionParams(rule="hmm", switch_per_hop=0.01)
+    base = DecisionParams(rule="hmm", switch_per_hop=0.01, hysteresis_windows=1)
     result = tune_search([probs], [truth], LABELS, base, grid={"hysteresis_windows": (1, 1)})
     assert result.params == base and result.evaluated == 1 and len(result.trail) == 1
 
