@@ -27,6 +27,7 @@ from edge.audio import load_audio
 from edge.bundle import load_bundle
 from edge.decide.states import published_options
 from tests.integration.conftest import DaemonProc, daemon_command
+from tests.support.ha_venv import INSTALL_TIMEOUT_S
 from tests.support.homeassistant import HomeAssistant, State
 from tests.support.mosquitto import MosquittoBroker, mosquitto_available
 from tests.support.mqtt_client import MqttProbe
@@ -177,9 +178,9 @@ def is_(*values: str) -> Callable[[State], bool]:
     return lambda s: s["state"] in values
 
 
-def test_discovery_ids_options_and_a_genre_change_within_one_hop(
-    ha_env: HaEnv, daemons: list[DaemonProc]
-) -> None:
+# The first test builds the module's Home Assistant, and on a machine without the cached venv, the venv too.
+@pytest.mark.timeout(INSTALL_TIMEOUT_S + 600)
+def test_discovery_ids_options_and_a_genre_change_within_one_hop(ha_env: HaEnv, daemons: list[DaemonProc]) -> None:
     env, ha = ha_env, ha_env.ha
     audio = clip(env, "classical_metal_silence", [(CLASSICAL, 14.0), (METAL, 14.0), ("", 20.0)])
     since = time.monotonic()
@@ -323,8 +324,10 @@ def test_home_assistant_restart_current_state_and_nothing_stale(ha_env: HaEnv, d
 
 def test_blueprint_passes_home_assistants_config_check(ha_env: HaEnv) -> None:
     proc = ha_env.ha.check_config()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "Invalid config" not in proc.stdout, proc.stdout[-3000:]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    # A blueprint that renders an invalid automation is only an ERROR line: check_config still exits 0.
+    assert "ERROR" not in out and "Invalid config" not in out, out[-3000:]
 
 
 def test_home_assistant_logged_nothing_about_our_payloads(ha_env: HaEnv) -> None:

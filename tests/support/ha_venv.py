@@ -24,7 +24,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["HA_VERSION", "INTEGRATIONS", "HaUnavailable", "ensure_ha_venv", "find_python", "venv_path"]
+__all__ = [
+    "HA_VERSION", "INSTALL_TIMEOUT_S", "INTEGRATIONS", "HaUnavailable", "ensure_ha_venv", "find_python", "venv_path",
+]  # fmt: skip
 
 # 2025.4.4 is the newest release that runs on Python 3.13.0: 2025.5 and later need >= 3.13.2, 2026.3 and
 # later >= 3.14.2 (pip says so in its "Requires-Python" lines).
