@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/apt-install.sh \
     python3-venv python3-dev portaudio19-dev libsndfile1 mosquitto mosquitto-clients sox espeak-ng openssl \
-    pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd util-linux procps frozen-bubble-data
+    pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd util-linux procps frozen-bubble-data \
+    qemu-user-static debootstrap binfmt-support
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
