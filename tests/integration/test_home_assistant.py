@@ -104,7 +104,10 @@ def ha_env(
     ha_venv: Path, tmp_path_factory: pytest.TempPathFactory, shipped_bundle: Path, gtzan_dir: Path
 ) -> Iterator[HaEnv]:
     if not mosquitto_available():
-        pytest.fail("mosquitto not installed: apt-get install mosquitto mosquitto-clients", pytrace=False)
+        reason = "mosquitto not installed: apt-get install mosquitto mosquitto-clients"
+        if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+        pytest.skip(reason)
     for rel in (CLASSICAL, METAL):
         if not (gtzan_dir / rel).is_file():
             pytest.skip(f"{gtzan_dir / rel} missing")
