@@ -214,3 +214,19 @@ def test_starts_and_classifies_with_no_broker_then_connects(
         state = probe.wait_for(d.topic("state"), timeout=10)
     assert state_of(state.payload)["counters"]["windows"] > 10
     assert d.terminate() == 0
+
+
+def test_diagnostics_follow_the_configured_interval_of_audio(
+    daemon: Callable[..., DaemonProc], mqtt_probe: Callable[..., MqttProbe], music_file: Path
+) -> None:
+    # Each diagnostics message is a recorder row per diagnostic entity in Home Assistant: its rate is the
+    # configured interval of audio, not the hop (0.5 s here), whatever the playback speed. At 5x a message
+    # is due every 1 s of wall time, so a busy machine's outbox never has to drop one for a newer one.
+    probe = mqtt_probe("#")
+    d = daemon(music_file, extra=["--speed", "5", "--loop", "--hop", "0.5"], discovery="diagnostics_interval_s = 5\n")
+    probe.wait_for(d.topic("state"), lambda m: state_of(m.payload)["stream_s"] >= 25, timeout=20)
+    assert d.terminate() == 0, d.log()
+    stream = [state_of(m.payload)["stream_s"] for m in probe.received(d.topic("diagnostics"))]
+    gaps = [b - a for a, b in itertools.pairwise(stream)]
+    assert len(stream) >= 4 and stream[0] <= 3.5, stream  # the first one goes out with the first window
+    assert all(5.0 <= g <= 5.5 for g in gaps), gaps  # the interval, rounded up to the next hop
