@@ -307,3 +307,52 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     assert [f["fold"] for f in report["playlist_cv_folds"]] == [0, 1]
     assert all(f["tuned"]["rule"] == "hmm" and f["counts"]["songs"] >= 4 for f in report["playlist_cv_folds"])
     assert "What the house hears" in md and (out / "playlist_cv_typical.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
+    """The seam for per-fold evaluations (issue 11's playlists): the hook sees the fold's clips, model and spec."""
+    script = textwrap.dedent(f"""
+        import json
+        from pathlib import Path
+        from trainer.cli import _groups
+        from trainer.pipeline import base_spec, compare, decodable, find_clips, load_data
+        from trainer.plan import ARTIST, cv_plan
+        from trainer.recipes import get_recipe
+
+        def hook(ctx):
+            probs = ctx.trained.model.predict(__import__("trainer.train", fromlist=["prepare"]).prepare(
+                ctx.data.store.get(ctx.data.clips[ctx.test_idx[0]].clip_id)[None, :126], ctx.trained.spec,
+                ctx.trained.recipe), verbose=0)
+            return {{"split": ctx.split, "kind": ctx.kind, "fold": ctx.fold, "train": ctx.train_idx.tolist(),
+                    "test": ctx.test_idx.tolist(), "normalised": ctx.trained.spec.mean is not None,
+                    "labels": list(ctx.trained.spec.labels), "probs": probs.shape[1]}}
+
+        if __name__ == "__main__":
+            root, cache = Path({str(GTZAN)!r}), Path({str(tmp_path / "c")!r})
+            recipes = {{n: get_recipe(n, epochs=1) for n in ("velardo", "default")}}
+            clips, skipped = find_clips(root, True)
+            spec = base_spec(tuple(sorted({{c.genre for c in clips}})), recipes["default"])
+            clips, skipped, probed = decodable(clips, skipped, spec, cache, 1)
+            groups, protocol = _groups(root, clips)
+            plan = cv_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol, n_folds=2,
+                           seed=0, train_copies=[], test_copies=[], by_clip=False)
+            data = load_data(clips, skipped, spec, plan.variants, cache, 1, probed=probed)
+            out = compare(data, recipes, plan=plan, runs={{ARTIST: ("default_clip_split",)}}, seed=0, threads=1,
+                          severities=(), jobs=1, on_fold=hook)
+            print("RESULT", json.dumps({{"extras": out["extras"], "part": plan.split(ARTIST).part,
+                                         "ids": data.clip_ids}}))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    folds = got["extras"]["artist"]["default_clip_split"]
+    assert [f["fold"] for f in folds] == [0, 1]
+    ids, part = got["ids"], got["part"]
+    for f in folds:
+        assert f["split"] == "artist" and f["kind"] == "default_clip_split" and f["normalised"]
+        assert sorted(f["train"] + f["test"]) == list(range(len(ids)))  # every clip on exactly one side
+        assert {part[ids[i]] for i in f["test"]} == {f["fold"]} and f["fold"] not in {part[ids[i]] for i in f["train"]}
+        assert f["probs"] == len(f["labels"]) == 4
