@@ -1,6 +1,6 @@
 """Section 4: the trainer's throughput on the shared GTZAN subset.
 
-Feature extraction (trainer.dataset.extract_features, clean variant) with 1 and 2 worker processes into
+Feature extraction (trainer.data.dataset.extract_features, clean variant) with 1 and 2 worker processes into
 an empty cache (cold) and again from the filled cache; training windows/s per epoch for both recipes
 (the per-epoch figure is (t(3 epochs) - t(1 epoch)) / 2, so model building and graph tracing are not
 counted as training); export of the trained model to float and int8 TFLite. TensorFlow is imported only
@@ -29,7 +29,7 @@ TARGET_SECONDS = 60.0
 
 def pick_clips(n: int) -> list[Any]:
     """``n`` decodable clips, round-robin over genres so every genre is in the subset."""
-    from trainer.dataset import discover
+    from trainer.data.dataset import discover
 
     clips, _ = discover(SHARED_GTZAN)
     by_genre: dict[str, list[Any]] = {}
@@ -48,7 +48,7 @@ def extraction(clips: list[Any], spec: Any, work: Path, repeats: int) -> tuple[l
 
     Extrapolation to 1000 clips: start-up + 998 x the marginal cost per clip, (T(n) - T(2)) / (n - 2).
     """
-    from trainer.dataset import extract_features
+    from trainer.data.dataset import extract_features
 
     cpu: dict[int, list[float]] = {1: [], 2: []}
 
@@ -110,7 +110,7 @@ def profile_extraction(clips: list[Any], spec: Any, work: Path) -> str:
     import cProfile
     import pstats
 
-    from trainer.dataset import extract_features
+    from trainer.data.dataset import extract_features
 
     cache = work / "cache-profile"
     prof = cProfile.Profile()
@@ -130,7 +130,7 @@ def profile_extraction(clips: list[Any], spec: Any, work: Path) -> str:
 
 
 class _EpochClock(logging.Handler):
-    """trainer.train logs "epoch i/n" at the end of every epoch: the one hook that survives loop rewrites."""
+    """trainer.model.train logs "epoch i/n" at the end of every epoch: the one hook that survives loop rewrites."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -142,14 +142,14 @@ class _EpochClock(logging.Handler):
 
 
 def training(clips: list[Any], store: Any, labels: tuple[str, ...], epochs: int) -> tuple[list[Row], Any]:
-    """Windows/s of every epoch but the first (model build + graph tracing), from trainer.train's epoch log."""
-    from trainer.pipeline import base_spec
-    from trainer.recipes import get_recipe
-    from trainer.train import train
-    from trainer.windows import cut_windows, fit_normalization
+    """Windows/s of every epoch but the first (model build + graph tracing), from trainer.model.train's epoch log."""
+    from trainer.augment.windows import cut_windows, fit_normalization
+    from trainer.model.recipes import get_recipe
+    from trainer.model.train import train
+    from trainer.runs.compare import base_spec
 
     clock = _EpochClock()
-    train_log = logging.getLogger("trainer.train")
+    train_log = logging.getLogger("trainer.model.train")
     train_log.addHandler(clock)
     train_log.setLevel(logging.DEBUG)
     train_log.propagate = False
@@ -176,7 +176,7 @@ def training(clips: list[Any], store: Any, labels: tuple[str, ...], epochs: int)
                     Row(
                         f"recipe {name} ({rec.model}), training",
                         "windows/s",
-                        note=f"no per-epoch log from trainer.train ({len(clock.ends)} of {epochs})",
+                        note=f"no per-epoch log from trainer.model.train ({len(clock.ends)} of {epochs})",
                     )
                 )
                 continue
@@ -196,8 +196,8 @@ def training(clips: list[Any], store: Any, labels: tuple[str, ...], epochs: int)
 
 
 def export(trained: Any, windows: Any, repeats: int) -> list[Row]:
-    from trainer.export import to_tflite
-    from trainer.train import prepare
+    from trainer.export.tflite import to_tflite
+    from trainer.model.train import prepare
 
     rep = prepare(windows[:100], trained.spec, trained.recipe)
     rows = [Row("export float TFLite", "s"), Row(f"export int8 TFLite ({rep.shape[0]} representative windows)", "s")]
@@ -218,10 +218,10 @@ def run(args: argparse.Namespace) -> SectionResult:
         return res
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger().setLevel(logging.WARNING)
-    from trainer.dataset import extract_features
-    from trainer.pipeline import base_spec
-    from trainer.recipes import get_recipe
-    from trainer.windows import cut_windows
+    from trainer.augment.windows import cut_windows
+    from trainer.data.dataset import extract_features
+    from trainer.model.recipes import get_recipe
+    from trainer.runs.compare import base_spec
 
     n_clips = 12 if args.quick else 40
     clips = pick_clips(n_clips)

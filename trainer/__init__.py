@@ -1,5 +1,10 @@
-"""genre-pi trainer: GTZAN-layout data -> cached MFCC features -> CNN -> int8 TFLite bundle + report.
+"""genre-pi trainer, laid out in the order data flows.
 
-Only ``train``/``export`` import TensorFlow, and only inside functions, so feature-extraction workers
-and the pure modules (``split``, ``metrics``) stay light.
+``data`` (clips, feature cache, run plan, splits, reject-class clips) -> ``augment`` (the simulated room,
+window crops, SpecAugment, mixup) -> ``model`` (recipes, Keras training) -> ``export`` (int8 TFLite, parity)
+-> ``evaluate`` (scores, metrics, reject class, playlists, decision-rule tuning) -> ``report`` (report.md,
+plots, timelines) -> ``runs`` (``train``, ``compare``, ``ablate``) -> ``cli`` (``genre-train``).
+
+Only ``model.train`` and ``export.tflite`` import TensorFlow, and only inside functions, so
+``genre-train --help`` and the feature-extraction workers never load it.
 """

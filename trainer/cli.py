@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EX_USAGE, GenreError, UsageError
-from trainer.dataset import default_cache_dir
-from trainer.recipes import RECIPES, Recipe, get_recipe
+from trainer.data.dataset import default_cache_dir
+from trainer.model.recipes import RECIPES, Recipe, get_recipe
 
 log = logging.getLogger("genre-train")
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--quick", action="store_true",
                         help="smoke test: 12 clips, 2 epochs, 1 room copy, 3 + 6 non-music clips")
     common.add_argument("--no-degrade", action="store_true",
-                        help="skip room augmentation and the robustness suite (trainer.degrade)")
+                        help="skip room augmentation and the robustness suite (trainer.augment.degrade)")
     common.add_argument("-v", "--verbose", action="store_true")
     parser = argparse.ArgumentParser(prog="genre-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,7 +110,7 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
 
 
 def _setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
-    from trainer.pipeline import severities_available
+    from trainer.runs.compare import severities_available
 
     data = args.data or default_data_dir()
     if not data.exists():
@@ -131,7 +131,7 @@ def _data_section(data_dir: Path, data: Any) -> dict[str, Any]:
 
 def _groups(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:
     """Each clip's artist group and the protocol it allows: "artist" with the folder's metadata, else "clip"."""
-    from trainer.groups import artist_groups, read_artist_meta
+    from trainer.data.groups import artist_groups, read_artist_meta
 
     meta = read_artist_meta(data_dir)
     ids = [c.clip_id for c in clips]
@@ -147,17 +147,17 @@ def _skipped(skipped: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def _train(args: argparse.Namespace, command: str) -> int:
-    from trainer.pipeline import base_spec as make_spec
-    from trainer.pipeline import decodable, find_clips, load_data, train_copies
-    from trainer.plan import HOLDOUT, eval_variants, train_plan
-    from trainer.report import plot_confusion, plot_curves, update_report
+    from trainer.data.plan import HOLDOUT, eval_variants, train_plan
+    from trainer.report.render import plot_confusion, plot_curves, update_report
+    from trainer.runs.compare import base_spec as make_spec
+    from trainer.runs.compare import decodable, find_clips, load_data, train_copies
 
     started = time.perf_counter()
     data_dir, cache, severities = _setup(args)
     recipe = _recipe(args.recipe, args)
     clips, skipped = find_clips(data_dir, args.quick)
     if recipe.negatives and args.split == "clip":
-        from trainer.negatives import NEGATIVE_LABEL, negative_clips
+        from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
 
         if any(c.genre == NEGATIVE_LABEL for c in clips):
             raise UsageError(f"{data_dir}: genre {NEGATIVE_LABEL!r} is reserved for the reject class")
@@ -181,7 +181,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
              data.store.computed, data.store.cache_hits, time.perf_counter() - started, protocol)
-    from trainer.ship import ship
+    from trainer.runs.ship import ship
 
     shipped = ship(recipe, data, args.out, plan=plan, seed=args.seed, threads=args.threads, severities=severities,
                    command=command, save_float=args.save_float, cache_dir=cache,
@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
     shipped["history"] = history
     playlist_sections: dict[str, Any] = {}
     if playlist_run is not None:
-        from trainer.playlist_report import plot_timelines, shipped_section
+        from trainer.report.playlist_report import plot_timelines, shipped_section
 
         playlist_sections = shipped_section(playlist_run)
         plot_timelines(args.out, "playlist", playlist_run.timeline, data.labels,
@@ -212,10 +212,10 @@ def _train(args: argparse.Namespace, command: str) -> int:
 
 def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
                  data_dir: Path) -> int:
-    from trainer.pipeline import base_spec, decodable, load_data, segment_split_fold, velardo_segments
-    from trainer.plan import CLEAN
-    from trainer.report import update_report
-    from trainer.split import segment_folds
+    from trainer.data.plan import CLEAN
+    from trainer.data.split import segment_folds
+    from trainer.report.render import update_report
+    from trainer.runs.compare import base_spec, decodable, load_data, segment_split_fold, velardo_segments
 
     log.warning("--split segment is LEAKY: segments of one clip land on both sides; no bundle is written")
     spec = base_spec(tuple(sorted({c.genre for c in clips})), recipe)
@@ -236,9 +236,9 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
 
     ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core.
     """
-    from trainer.groups import complete_genres, read_fault_filtered
-    from trainer.pipeline import base_spec, decodable, find_clips, load_data, train_copies
-    from trainer.plan import cv_plan, eval_variants
+    from trainer.data.groups import complete_genres, read_fault_filtered
+    from trainer.data.plan import cv_plan, eval_variants
+    from trainer.runs.compare import base_spec, decodable, find_clips, load_data, train_copies
 
     data_dir, cache, _ = _setup(args)
     clips, skipped = find_clips(data_dir, args.quick)
@@ -269,10 +269,10 @@ def _fold_table(data: Any, part: dict[str, int], n_folds: int) -> dict[str, list
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
-    from trainer.groups import complete_genres, read_fault_filtered
-    from trainer.pipeline import RUN_KINDS, compare
-    from trainer.plan import CLIP, CORE, FAULT_FILTERED
-    from trainer.report import PUBLISHED_FAULT_FILTERED, plot_robustness, update_report
+    from trainer.data.groups import complete_genres, read_fault_filtered
+    from trainer.data.plan import CLIP, CORE, FAULT_FILTERED
+    from trainer.report.render import PUBLISHED_FAULT_FILTERED, plot_robustness, update_report
+    from trainer.runs.compare import RUN_KINDS, compare
 
     started = time.perf_counter()
     _, _, severities = _setup(args)
@@ -293,7 +293,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     if not args.no_playlists:
         import functools
 
-        from trainer.playlist_report import playlist_fold
+        from trainer.report.playlist_report import playlist_fold
 
         # Playlists for the headline split's default-recipe folds only, run in the fold's worker beside its model.
         on_fold = functools.partial(playlist_fold, split=protocol, cache_dir=str(args.cache_dir or default_cache_dir()))
@@ -337,7 +337,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         plot_robustness(args.out / "robustness.png", head["robustness"], f"{folds}-fold CV by {protocol}, all clips")
     playlist_folds = full["extras"].get(protocol, {}).get("default_clip_split", [])
     if playlist_folds:
-        from trainer.playlist_report import cv_sections, cv_timelines, plot_timelines
+        from trainer.report.playlist_report import cv_sections, cv_timelines, plot_timelines
 
         sections.update(cv_sections(playlist_folds))
         plot_timelines(args.out, "playlist_cv", cv_timelines(playlist_folds), data.labels,
@@ -348,8 +348,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 
 def _ablate(args: argparse.Namespace, command: str) -> int:
-    from trainer import ablate
-    from trainer.report import update_report
+    from trainer.report.render import update_report
+    from trainer.runs import ablate
 
     started = time.perf_counter()
     _, _, severities = _setup(args)

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from tests.integration.conftest import DaemonProc
 from tests.support.mqtt_client import MqttProbe
-from trainer.negatives import negative_clip
+from trainer.data.negatives import negative_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 SR = 22050

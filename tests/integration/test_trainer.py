@@ -110,7 +110,7 @@ def test_parity_check_catches_a_wrong_input_scale(tmp_path: Path) -> None:
         from edge.audio import load_audio
         from edge.bundle import read_bundle_json
         from edge.features import mfcc, normalize_window
-        from trainer.export import ParityError, check_parity
+        from trainer.export.tflite import ParityError, check_parity
         from tensorflow.lite.tools import flatbuffer_utils as fu
 
         good = Path({str(DEFAULT_BUNDLE / "model.tflite")!r})
@@ -316,12 +316,12 @@ def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
         import json
         from pathlib import Path
         from trainer.cli import _groups
-        from trainer.pipeline import base_spec, compare, decodable, find_clips, load_data
-        from trainer.plan import ARTIST, cv_plan
-        from trainer.recipes import get_recipe
+        from trainer.runs.compare import base_spec, compare, decodable, find_clips, load_data
+        from trainer.data.plan import ARTIST, cv_plan
+        from trainer.model.recipes import get_recipe
 
         def hook(ctx):
-            probs = ctx.trained.model.predict(__import__("trainer.train", fromlist=["prepare"]).prepare(
+            probs = ctx.trained.model.predict(__import__("trainer.model.train", fromlist=["prepare"]).prepare(
                 ctx.data.store.get(ctx.data.clips[ctx.test_idx[0]].clip_id)[None, :126], ctx.trained.spec,
                 ctx.trained.recipe), verbose=0)
             return {{"split": ctx.split, "kind": ctx.kind, "fold": ctx.fold, "train": ctx.train_idx.tolist(),

@@ -33,7 +33,7 @@ def _build(dest: Path, labels: tuple[str, ...]) -> None:
 
     from edge.bundle import write_bundle_json
     from edge.spec import FeatureSpec
-    from trainer.export import to_tflite
+    from trainer.export.tflite import to_tflite
 
     spec = FeatureSpec(labels=labels, mean=(0.0,) * 13, std=(1.0,) * 13)
     frames, coeffs = spec.input_shape

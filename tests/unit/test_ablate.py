@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edge.errors import UsageError
-from trainer.ablate import parse_settings, summarize
-from trainer.recipes import DEFAULT
-from trainer.report import update_report
+from trainer.model.recipes import DEFAULT
+from trainer.report.render import update_report
+from trainer.runs.ablate import parse_settings, summarize
 
 
 def test_settings_are_typed_from_the_recipe_fields() -> None:

@@ -1,4 +1,4 @@
-"""Real-signal tests of the real-room degradation chain (trainer.degrade, trainer.rooms, trainer.noises)."""
+"""Real-signal tests of the room chain (trainer.augment: degrade, rooms, noises)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from trainer import noises, rooms
-from trainer.degrade import (
+from trainer.augment import noises, rooms
+from trainer.augment.degrade import (
     SEVERITIES,
     add_noise_at_snr,
     agc,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.dataset import discover
-from trainer.negatives import (
+from trainer.data.dataset import discover
+from trainer.data.negatives import (
     CLIP_SECONDS,
     KINDS,
     NEGATIVE_LABEL,

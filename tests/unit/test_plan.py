@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.groups import ArtistMeta, artist_groups, complete_genres, read_artist_meta, read_fault_filtered
-from trainer.plan import ARTIST, CLIP, CORE, FAULT_FILTERED, HOLDOUT, RunPlan, cv_plan, train_plan
-from trainer.split import grouped_folds, grouped_holdout
+from trainer.data.groups import ArtistMeta, artist_groups, complete_genres, read_artist_meta, read_fault_filtered
+from trainer.data.plan import ARTIST, CLIP, CORE, FAULT_FILTERED, HOLDOUT, RunPlan, cv_plan, train_plan
+from trainer.data.split import grouped_folds, grouped_holdout
 
 GTZAN = Path(__file__).resolve().parents[3] / "shared" / "gtzan"
 
@@ -92,7 +92,7 @@ def test_cv_plan_has_every_split_and_gives_all_copies_to_fold_clips() -> None:
 
 
 def test_a_split_across_a_group_is_refused() -> None:
-    from trainer.plan import folds_split, make_plan
+    from trainer.data.plan import folds_split, make_plan
 
     bad = folds_split(ARTIST, ARTIST, ["a", "b"], [0, 1], 2)
     with pytest.raises(ValueError, match="two sides"):

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from edge.decide.states import NOT_MUSIC
-from trainer.playlist import (
+from trainer.evaluate.playlist import (
     PlaylistConfig,
     Segment,
     Song,
@@ -20,7 +20,7 @@ from trainer.playlist import (
     render,
     select_songs,
 )
-from trainer.stream_metrics import BOUNDARY
+from trainer.evaluate.stream_metrics import BOUNDARY
 
 SR = 1000  # a low rate keeps the rendered arrays small; nothing here depends on audio content
 GENRES = ("blues", "jazz", "metal", "pop", "rock")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from trainer.playlist_report import cv_sections, md_lines
-from trainer.stream_metrics import METRIC_KEYS
+from trainer.evaluate.stream_metrics import METRIC_KEYS
+from trainer.report.playlist_report import cv_sections, md_lines
 
 CONDITIONS = ("clean", "mild", "typical", "harsh")
 

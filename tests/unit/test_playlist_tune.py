@@ -7,8 +7,8 @@ import numpy.typing as npt
 import pytest
 
 from edge.decide.params import DecisionParams
-from trainer.stream_metrics import Truth, TruthSegment
-from trainer.tune_rule import Goals, objective, score_params, tune, tune_search
+from trainer.evaluate.stream_metrics import Truth, TruthSegment
+from trainer.evaluate.tune_rule import Goals, objective, score_params, tune, tune_search
 
 LABELS = ("blues", "jazz", "metal", "not_music")
 

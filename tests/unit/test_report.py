@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer.report import PUBLISHED_FAULT_FILTERED, render_md
+from trainer.report.render import PUBLISHED_FAULT_FILTERED, render_md
 
 
 def _stat(m: float) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.metrics import accuracy, confusion, macro_accuracy, mean_std, per_class
-from trainer.split import groups_overlap, holdout_parts, segment_folds, stratified_folds
+from trainer.data.split import groups_overlap, holdout_parts, segment_folds, stratified_folds
+from trainer.evaluate.metrics import accuracy, confusion, macro_accuracy, mean_std, per_class
 
 # The subset's shape: two big genres and eight with ~10 clips.
 LABELS = np.repeat(np.arange(10), [11, 100, 10, 10, 10, 11, 10, 100, 10, 10])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.decide.states import NOT_MUSIC, SILENCE, UNCERTAIN
-from trainer.stream_metrics import (
+from trainer.evaluate.stream_metrics import (
     BOUNDARY,
     Truth,
     TruthSegment,

@@ -7,9 +7,9 @@ import pytest
 
 from edge.features import normalize_window
 from edge.spec import FeatureSpec
-from trainer.evaluate import ClipWindows, score
-from trainer.recipes import DEFAULT, get_recipe
-from trainer.windows import cut_windows, fit_normalization, mixup, sample_crops, spec_augment
+from trainer.augment.windows import cut_windows, fit_normalization, mixup, sample_crops, spec_augment
+from trainer.evaluate.scores import ClipWindows, score
+from trainer.model.recipes import DEFAULT, get_recipe
 
 SPEC = FeatureSpec(labels=("a", "b", "c"), cmn=True)
 

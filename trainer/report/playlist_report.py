@@ -24,8 +24,8 @@ import numpy as np
 
 from edge.decide.params import BASELINE, DecisionParams
 from edge.decide.states import genre_labels, is_reject
-from trainer.playlist import Song, select_songs
-from trainer.playlist_eval import (
+from trainer.evaluate.playlist import Song, select_songs
+from trainer.evaluate.playlist_eval import (
     CLEAN,
     DAEMON_HOP_S,
     FoldPlaylists,
@@ -60,7 +60,7 @@ def _pick(clips: Sequence[Any], setup: PlaylistSetup, seed: int) -> list[Any]:
 def run_playlists(test_clips: Sequence[Any], tune_clips: Sequence[Any], spec: Any, predict: Predict, *,
                   severities: Sequence[str], seed: int, cache_dir: Path | None,
                   keep_timeline: bool = False) -> FoldPlaylists:
-    """Decode the picked clips and run :func:`trainer.playlist_eval.evaluate_fold`."""
+    """Decode the picked clips and run :func:`trainer.evaluate.playlist_eval.evaluate_fold`."""
     sr = spec.sample_rate
     test = decoded_clips(_pick(test_clips, TEST_SETUP, seed), sr)
     tune = decoded_clips(_pick(tune_clips, TUNE_SETUP, seed + 1), sr)
@@ -70,7 +70,7 @@ def run_playlists(test_clips: Sequence[Any], tune_clips: Sequence[Any], spec: An
 
 
 def playlist_fold(ctx: Any, *, split: str, cache_dir: str | None) -> dict[str, Any]:
-    """``compare``'s per-fold hook (trainer.pipeline.FoldContext): playlists of the headline split's default
+    """``compare``'s per-fold hook (trainer.runs.compare.FoldContext): playlists of the headline split's default
     recipe folds; every other run returns nothing."""
     if ctx.split != split or ctx.kind != PLAYLIST_KIND:
         return {}
@@ -130,7 +130,7 @@ def setup_notes() -> dict[str, Any]:
         "rooms": "degrade() over the whole playlist (one room per playlist), purpose eval for test playlists "
                  "and train for tuning playlists",
         "tuning": f"training clips of the fold in fresh train-purpose rooms ({', '.join(TUNE_CONDITIONS)}) with "
-                  "train voices; test clips never (see trainer/playlist_report.py for why)",
+                  "train voices; test clips never (see trainer/report/playlist_report.py for why)",
         "not_music": "only for models with the reject class (compare's genre-task models have none)",
         "baseline": BASELINE.to_dict(),
     }
@@ -198,7 +198,7 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
 def plot_timelines(out: Path, prefix: str, timelines: Sequence[Mapping[str, Any]], labels: Sequence[str],
                    title: str) -> list[Path]:
     """``<prefix>_<condition>.png`` per condition, one row per playlist (truth above, published below)."""
-    from trainer.timeline import plot_timeline
+    from trainer.report.timeline import plot_timeline
 
     by_cond: dict[str, list[Mapping[str, Any]]] = {}
     for row in timelines:
@@ -218,7 +218,7 @@ def cv_timelines(folds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def tflite_predictor(model_bytes: bytes) -> Predict:
     """Probabilities from normalised inputs through the int8 model, as the device runs it."""
-    from trainer.export import TfliteRunner
+    from trainer.export.tflite import TfliteRunner
 
     runner = TfliteRunner(model_bytes)
 

@@ -1,7 +1,7 @@
 """The two jobs ``genre-train`` runs: train-and-ship one model, and the cross-validated recipe comparison.
 
 Features are extracted (in worker processes, cached) before TensorFlow is first imported. Which clips train
-and which are scored comes from the run plan (trainer.plan, ``split.json``), made once over the clips that
+and which are scored comes from the run plan (trainer.data.plan, ``split.json``), made once over the clips that
 decode; nothing here splits clips on its own. Per-fold extensions (issue 11's playlist evaluation) plug
 into ``compare`` as an ``on_fold`` hook that receives a ``FoldContext``.
 """
@@ -19,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.spec import FeatureSpec
-from trainer.dataset import Clip, FeatureStore, Skipped, discover, extract_features
-from trainer.evaluate import ClipWindows, Scores, evaluate, score
-from trainer.metrics import confusion, mean_std, per_class, thin_genres
-from trainer.plan import CLEAN, RunPlan, Split, aug_variants, eval_variant
-from trainer.recipes import Recipe
-from trainer.split import segment_folds
-from trainer.windows import cut_windows, fit_normalization
+from trainer.augment.windows import cut_windows, fit_normalization
+from trainer.data.dataset import Clip, FeatureStore, Skipped, discover, extract_features
+from trainer.data.plan import CLEAN, RunPlan, Split, aug_variants, eval_variant
+from trainer.data.split import segment_folds
+from trainer.evaluate.metrics import confusion, mean_std, per_class, thin_genres
+from trainer.evaluate.scores import ClipWindows, Scores, evaluate, score
+from trainer.model.recipes import Recipe
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -36,9 +36,9 @@ CONDITIONS_CLEAN = CLEAN
 def severities_available() -> tuple[str, ...]:
     """The degradation severities, or () if the degradation chain cannot be imported."""
     try:
-        from trainer.degrade import SEVERITIES
+        from trainer.augment.degrade import SEVERITIES
     except ImportError as exc:  # the chain lives in another engineer's module; train without it if absent
-        log.warning("trainer.degrade unavailable (%s): no room augmentation or robustness suite", exc)
+        log.warning("trainer.augment.degrade unavailable (%s): no room augmentation or robustness suite", exc)
         return ()
     return tuple(SEVERITIES)
 
@@ -107,14 +107,14 @@ def load_data(clips: Sequence[Clip], skipped: list[Skipped], spec: FeatureSpec,
     """
     store = extract_features(clips, spec, variants, cache_dir=cache_dir, workers=workers)
     if store.skipped:  # decoded a moment ago: a file changed under us, and the plan no longer holds
-        from trainer.dataset import DatasetError
+        from trainer.data.dataset import DatasetError
 
         raise DatasetError(f"{store.skipped[0].path}: no longer decodes ({store.skipped[0].reason})")
     store.computed += probed
     store.cache_hits -= probed
     labels = tuple(sorted({c.genre for c in clips}))
     if len(labels) < 2:
-        from trainer.dataset import DatasetError
+        from trainer.data.dataset import DatasetError
 
         raise DatasetError(f"only {len(labels)} genre(s) left after skipping undecodable files; need at least two")
     y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
@@ -148,7 +148,7 @@ class FoldResult:
 def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: IntArray, *, seed: int,
                      threads: int | None, severities: Sequence[str], monitor: bool = False) -> FoldResult:
     """Train ``recipe`` on clips ``train_idx`` and score clips ``test_idx`` clean and at each severity."""
-    from trainer.train import predict, train
+    from trainer.model.train import predict, train
 
     spec = base_spec(data.labels, recipe)
     store = data.store
@@ -176,7 +176,7 @@ def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: 
 def segment_split_fold(recipe: Recipe, data: Data, folds: IntArray, fold: int, owners: IntArray,
                        segments: FloatArray, *, seed: int, threads: int | None) -> FoldResult:
     """LEAKY baseline: train on segments of fold != ``fold``, score the rest (clip verdict per clip part)."""
-    from trainer.train import predict, train
+    from trainer.model.train import predict, train
 
     spec = base_spec(data.labels, recipe)
     tr, te = folds != fold, folds == fold
@@ -236,7 +236,7 @@ class FoldContext:
     """One trained fold of ``compare``, as a per-fold hook sees it (e.g. issue 11's ``playlist_fold``).
 
     ``data`` is the split's data (restricted to the split's genres, if any); ``train_idx`` / ``test_idx`` index
-    ``data.clips``; ``trained`` is trainer.train.TrainedModel (``.model`` Keras, ``.spec`` FeatureSpec with the
+    ``data.clips``; ``trained`` is trainer.model.train.TrainedModel (``.model`` Keras, ``.spec`` FeatureSpec with the
     fold's normalisation, ``.recipe``); ``result`` holds the fold's scores. The hook runs in the fold's worker
     process, so it must be a module-level function and return something picklable (a JSON-able dict).
     """

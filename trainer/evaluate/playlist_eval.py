@@ -22,8 +22,8 @@ import numpy.typing as npt
 from edge.decide.batch import decide_windows, window_inputs
 from edge.decide.params import BASELINE, DecisionParams
 from edge.spec import FeatureSpec
-from trainer.metrics import mean_std
-from trainer.playlist import (
+from trainer.evaluate.metrics import mean_std
+from trainer.evaluate.playlist import (
     PlaylistConfig,
     PlaylistPlan,
     clip_audio_for,
@@ -32,7 +32,7 @@ from trainer.playlist import (
     select_songs,
     songs_from,
 )
-from trainer.stream_metrics import METRIC_KEYS, StreamCounts, Truth, combine, count, metrics, nest
+from trainer.evaluate.stream_metrics import METRIC_KEYS, StreamCounts, Truth, combine, count, metrics, nest
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -89,8 +89,8 @@ def playlist_runs(clips: Mapping[str, tuple[str, FloatArray]], spec: FeatureSpec
                   setup: PlaylistSetup | None = None, not_music: bool = True,
                   name: str = "playlist") -> list[PlaylistRun]:
     """Build playlists from ``clips`` and run the model over each in every condition."""
-    from trainer.dataset import variant_seed
-    from trainer.degrade import degrade
+    from trainer.augment.degrade import degrade
+    from trainer.data.dataset import variant_seed
 
     st = setup or PlaylistSetup()
     sr = spec.sample_rate
@@ -146,7 +146,7 @@ def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: 
                   tune_setup: PlaylistSetup | None = None, keep_timeline: bool = False) -> FoldPlaylists:
     """Tune the rule on ``tune_clips``' playlists, then score it and BASELINE on ``test_clips``' playlists."""
     from edge.decide.states import REJECT_LABELS
-    from trainer.tune_rule import tune_search
+    from trainer.evaluate.tune_rule import tune_search
 
     labels = spec.labels
     # Without a reject class a model cannot say not_music; the playlists then hold songs only.

@@ -22,7 +22,7 @@ from edge.decide.classifier import Classifier, Model
 from edge.decide.params import DecisionParams
 from edge.decide.states import PUBLISHED_NON_GENRES
 from edge.spec import FeatureSpec
-from trainer.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
+from trainer.data.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -46,10 +46,10 @@ def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, seve
     """False-genre rate (fraction of windows published as a genre) per condition, overall and per kind.
 
     ``model`` maps one normalised window to probabilities, as edge.runtime.TfliteModel does (in the
-    trainer: trainer.export.TfliteRunner over the int8 model).
+    trainer: trainer.export.tflite.TfliteRunner over the int8 model).
     """
-    from trainer.dataset import variant_seed
-    from trainer.degrade import degrade
+    from trainer.augment.degrade import degrade
+    from trainer.data.dataset import variant_seed
 
     folder = write_negative_clips(cache_dir / "negatives", count, seed=seed, purpose="eval",
                                   sample_rate=spec.sample_rate)

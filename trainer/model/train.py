@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from edge.features import normalize_window
 from edge.spec import FeatureSpec
-from trainer.recipes import Recipe
-from trainer.windows import cut_windows, mixup, one_hot, sample_crops, spec_augment
+from trainer.augment.windows import cut_windows, mixup, one_hot, sample_crops, spec_augment
+from trainer.model.recipes import Recipe
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]

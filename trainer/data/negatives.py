@@ -25,8 +25,8 @@ import soundfile as sf
 
 from edge.audio import load_audio
 from edge.decide.states import REJECT_LABEL
-from trainer.dataset import Clip, file_sha256
-from trainer.noises import colored_noise, mains_hum, render_espeak
+from trainer.augment.noises import colored_noise, mains_hum, render_espeak
+from trainer.data.dataset import Clip, file_sha256
 
 FloatArray = npt.NDArray[np.float32]
 NEGATIVE_LABEL = REJECT_LABEL  # the reject class is a "genre" folder of the training data
@@ -124,8 +124,8 @@ def negative_clip(kind: str, sample_rate: int, rng: np.random.Generator, purpose
 def _code_tag() -> str:
     here = pathlib.Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("negatives.py", "noises.py"):
-        digest.update((here / name).read_bytes())
+    for path in (here / "negatives.py", here.parent / "augment" / "noises.py"):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
 

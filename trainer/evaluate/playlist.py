@@ -6,7 +6,7 @@ crossfade, and now and then a 20-40 s not-music segment (speech, TV-like talk ov
 household noise) between two songs. :func:`render` turns a plan into audio; the truth of every hop
 comes from the same plan (:meth:`PlaylistPlan.truth`), so audio and truth cannot drift apart.
 
-Not-music audio reuses :mod:`trainer.negatives`' generators: ``purpose="eval"`` voices and sentences
+Not-music audio reuses :mod:`trainer.data.negatives`' generators: ``purpose="eval"`` voices and sentences
 for test playlists, ``"train"`` for the tuner's playlists, so the rule is never tuned on the talkers
 it is scored on.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.decide.states import NOT_MUSIC
-from trainer.stream_metrics import Truth, TruthSegment
+from trainer.evaluate.stream_metrics import Truth, TruthSegment
 
 FloatArray = npt.NDArray[np.float32]
 NOT_MUSIC_KINDS = ("speech", "tv_talk", "household")
@@ -189,8 +189,8 @@ def not_music_audio(kind: str, n: int, sample_rate: int, rng: np.random.Generato
     Levels are those of a talker or TV across the room (-32..-16 dBFS RMS), household noise a little
     lower (-40..-24); all above the daemon's -50 dBFS silence gate, so the rule, not the gate, decides.
     """
-    from trainer.negatives import speech_track
-    from trainer.noises import colored_noise, mains_hum
+    from trainer.augment.noises import colored_noise, mains_hum
+    from trainer.data.negatives import speech_track
 
     if kind == "speech":
         return _dbfs_gain(speech_track(n, sample_rate, rng, purpose), float(rng.uniform(-32.0, -16.0)))
@@ -223,7 +223,7 @@ def render(plan: PlaylistPlan, audio_for: Callable[[Segment], FloatArray], seed:
            config: PlaylistConfig | None = None) -> FloatArray:
     """The playlist's audio: each segment's ``audio_for(segment)`` (``segment.length`` samples) placed at
     its onset, crossfades faded in and out, gaps filled with quiet room tone."""
-    from trainer.noises import colored_noise
+    from trainer.augment.noises import colored_noise
 
     cfg = config or PlaylistConfig()
     rng = np.random.default_rng([seed, 0x70E])

@@ -146,7 +146,7 @@ def spec_cache_tag(spec: FeatureSpec) -> str:
 
 def degrade_code_tag() -> str:
     """Hash of the degradation sources: a changed room/noise chain must not reuse stale cached features."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent / "augment"
     digest = hashlib.sha256()
     for name in ("degrade.py", "rooms.py", "noises.py"):
         p = here / name
@@ -205,13 +205,13 @@ def _extract_one(job: tuple[str, str, str, list[str], dict[str, Any], str, str, 
         if variant == "clean":
             signal = audio
         elif variant.startswith("eval/"):
-            from trainer.degrade import degrade
+            from trainer.augment.degrade import degrade
 
             severity = variant.split("/", 1)[1]
             seed = variant_seed(sha, "eval", severity)
             signal = degrade(audio, spec.sample_rate, severity, seed, purpose="eval", cache_dir=Path(cache_dir))
         elif variant.startswith("aug/"):
-            from trainer.degrade import augment
+            from trainer.augment.degrade import augment
 
             k = int(variant.split("/", 1)[1])
             rng = np.random.default_rng(variant_seed(sha, "aug", aug_seed, k))

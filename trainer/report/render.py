@@ -19,7 +19,7 @@ ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
         ("default_clip_split", "default, split by clip"))
 # 10-genre accuracy % on the complete fault-filtered split (Kereliuk, Sturm & Larsen 2015), as quoted in issue 12.
 PUBLISHED_FAULT_FILTERED = {"MFCC + SVM": 53.4, "CLMR": 68.6, "VGGish": 77.2, "Jukebox": 79.7}
-MIN_TEST_CLIPS = 20  # trainer.metrics.MIN_TEST_CLIPS; report.py renders JSON and imports nothing of the trainer
+MIN_TEST_CLIPS = 20  # trainer.evaluate.metrics.MIN_TEST_CLIPS; render.py renders JSON, imports nothing of the trainer
 _PROTOCOL = {"artist": "by artist (an artist's clips and repeated excerpts in one fold, stratified by genre)",
              "clip": "by clip (the data folder has no artist metadata: optimistic, artists leak across folds)"}
 
@@ -160,7 +160,7 @@ def _fault_filtered_lines(ff: dict[str, Any]) -> list[str]:
 
 
 def _false_genre_lines(fg: dict[str, Any]) -> list[str]:
-    """Non-music published as a genre, per condition and kind of clip (trainer.reject)."""
+    """Non-music published as a genre, per condition and kind of clip (trainer.evaluate.reject)."""
     if not fg:
         return []
     kinds = list(next(iter(fg.values()))["by_kind"])
@@ -255,7 +255,7 @@ def render_md(doc: dict[str, Any]) -> str:
         out += ["Folds by clip:", "", *_robust_table(doc["robustness_by_clip"]), ""]
     if "robustness_core" in doc:
         out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
-    from trainer.playlist_report import md_lines
+    from trainer.report.playlist_report import md_lines
 
     out += [*md_lines(doc), ""] if ("playlist_cv" in doc or "playlist" in doc) else []
     out += _fault_filtered_lines(doc.get("fault_filtered", {}))

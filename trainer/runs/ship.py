@@ -13,14 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.bundle import MODEL_FILE, write_bundle_json
-from trainer.evaluate import ClipWindows, score
-from trainer.export import TfliteRunner, check_parity, run_tflite, to_tflite
-from trainer.metrics import confusion, per_class, thin_genres
-from trainer.pipeline import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
-from trainer.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
-from trainer.recipes import Recipe
-from trainer.train import prepare
-from trainer.windows import cut_windows
+from trainer.augment.windows import cut_windows
+from trainer.data.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
+from trainer.evaluate.metrics import confusion, per_class, thin_genres
+from trainer.evaluate.scores import ClipWindows, score
+from trainer.export.tflite import TfliteRunner, check_parity, run_tflite, to_tflite
+from trainer.model.recipes import Recipe
+from trainer.model.train import prepare
+from trainer.runs.compare import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
@@ -69,11 +69,11 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
         if cond == CONDITIONS_CLEAN:
             int8_clip_pred = q.clip_pred
     assert parity_result is not None
-    from trainer.reject import false_genre_report
+    from trainer.evaluate.reject import false_genre_report
 
     false_genre = false_genre_report(TfliteRunner(int8_bytes), spec, cache_dir=cache_dir, severities=severities,
                                      count=false_genre_clips, seed=seed)
-    from trainer.playlist_report import run_playlists, tflite_predictor
+    from trainer.report.playlist_report import run_playlists, tflite_predictor
 
     # The rule is tuned on playlists of training clips through the int8 model, and travels in model.json.
     playlist_run = run_playlists([data.clips[i] for i in test_idx], [data.clips[i] for i in train_idx], spec,

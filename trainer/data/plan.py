@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trainer.split import grouped_folds, grouped_holdout, holdout_parts, stratified_folds
+from trainer.data.split import grouped_folds, grouped_holdout, holdout_parts, stratified_folds
 
 CLEAN = "clean"
 HOLDOUT = "holdout"  # the shipped model's split

@@ -19,7 +19,7 @@ class Recipe:
     ``train_windows`` is "segments" (10 non-overlapping 3 s windows per clip, fixed) or "crops" (random
     window starts drawn afresh every epoch, ``crops_per_clip`` per clip). ``eval_hop_frames`` is the
     step in MFCC frames between evaluated windows (None = ``spec.hop_frames``, what the daemon uses).
-    ``aug_copies`` degraded training copies per clip (trainer.degrade.augment) join the clean audio;
+    ``aug_copies`` degraded training copies per clip (trainer.augment.degrade.augment) join the clean audio;
     ``aug_fraction`` is the share of training windows drawn from them.
     """
 
@@ -50,7 +50,7 @@ class Recipe:
     # (frozen) prediction on the clean window it was made from, weight ramped 0 -> this over the first
     # half of training. 0 = off. It asks the model to say in the room what it says on the clean clip.
     consistency: float = 0.0
-    # Synthetic non-music clips (trainer.negatives) learned as the extra class "not_music", so speech and
+    # Synthetic non-music clips (trainer.data.negatives) learned as the extra class "not_music", so speech and
     # household noise are rejected instead of announced as a genre. Shipped models only: ``compare``
     # measures the recipes on the genre task alone and sets this to 0.
     negatives: int = 0
@@ -93,7 +93,7 @@ DEFAULT = Recipe(
     negatives=60,
     notes="1D temporal CNN (MFCCs as channels, separable convs, global average pooling), per-window CMN + "
     "train-set mean/std, random crops, class-balanced sampling, SpecAugment masks, mixup, label smoothing, "
-    "room/noise augmentation from trainer.degrade (train seeds), cosine LR; the shipped model adds a reject "
+    "room/noise augmentation from trainer.augment.degrade (train seeds), cosine LR; the shipped model adds a reject "
     "class 'not_music' learned from 60 synthetic speech/noise clips",
 )
 

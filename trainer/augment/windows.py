@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from edge.features import normalize_window, window_starts
 from edge.spec import FeatureSpec
-from trainer.recipes import Recipe
+from trainer.model.recipes import Recipe
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from edge.decide.batch import decide_windows
 from edge.decide.params import DecisionParams
-from trainer.stream_metrics import StreamCounts, Truth, combine, count, metrics
+from trainer.evaluate.stream_metrics import StreamCounts, Truth, combine, count, metrics
 
 log = logging.getLogger(__name__)
 AnyFloat = npt.NDArray[np.floating[Any]]

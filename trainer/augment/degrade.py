@@ -30,7 +30,7 @@ capture rate of the round trip (Hz)    48000         44100, 48000  44100
 
 Room noise is a random power blend of pink+brown noise, 50/60 Hz mains hum and babble. For
 ``purpose="train"`` the SNR is jittered by ±3 dB around the table value. Banks: 4 RIRs per severity for
-eval (12 in all), 8 for train (24); see :mod:`trainer.rooms` and :mod:`trainer.noises`.
+eval (12 in all), 8 for train (24); see :mod:`trainer.augment.rooms` and :mod:`trainer.augment.noises`.
 
 Note: the mic-EQ stage uses audiomentations filters with fixed parameters; they draw (and so advance)
 Python's and NumPy's *global* random state, though the output never depends on it.
@@ -48,8 +48,8 @@ import numpy.typing as npt
 import soxr
 from scipy import signal
 
-from trainer import noises, rooms
-from trainer.rooms import estimate_rt60
+from trainer.augment import noises, rooms
+from trainer.augment.rooms import estimate_rt60
 
 __all__ = [
     "SEVERITIES", "DegradeConfig", "add_noise_at_snr", "agc", "augment", "band_limit", "change_level",
@@ -142,7 +142,7 @@ def mic_eq(audio: AudioIn, sample_rate: int, low_shelf_db: float, presence_db: f
 
 
 def reverberate(audio: AudioIn, rir: AudioIn) -> FloatArray:
-    """Convolve with a direct-path-aligned RIR (see :mod:`trainer.rooms`), trimmed to the input length."""
+    """Convolve with a direct-path-aligned RIR (see :mod:`trainer.augment.rooms`), trimmed to the input length."""
     return np.asarray(signal.fftconvolve(audio, rir)[: len(audio)], dtype=np.float32)
 
 

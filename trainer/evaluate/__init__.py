@@ -1,0 +1,1 @@
+"""Scoring models: clip scores, metrics, the reject class's false-genre rate, playlists and decision-rule tuning."""

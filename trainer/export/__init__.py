@@ -1,0 +1,1 @@
+"""Keras -> int8 TFLite, and the float/int8 parity check."""

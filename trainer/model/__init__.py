@@ -1,0 +1,1 @@
+"""The recipes (seed and ours) and the Keras training loop."""

@@ -1,0 +1,1 @@
+"""report.md/report.json and the figures beside the model."""

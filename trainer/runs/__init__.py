@@ -1,0 +1,1 @@
+"""The commands' orchestration: ``train`` (ship a bundle), ``compare`` (cross-validation), ``ablate``."""
