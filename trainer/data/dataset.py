@@ -2,8 +2,9 @@
 
 Features are raw MFCC frames of the whole clip on the global frame grid (``edge.features.mfcc``),
 before any normalisation, so every recipe that shares the MFCC parameters shares the cache. A cache
-entry is keyed by those parameters, the file's sha256 and the variant (clean, an evaluation
-degradation, or a training augmentation), so a second run only reads ``.npy`` files.
+entry is keyed by those parameters, the file's sha256, the variant (clean, an evaluation
+degradation, or a training augmentation) and the hash of the code that shapes features
+(``trainer.data.code_tag``), so a second run only reads ``.npy`` files and changed code never does.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import numpy.typing as npt
 
 from edge.errors import EX_DATAERR, GenreError, UsageError
 from edge.spec import FeatureSpec
+from trainer.data.code_tag import feature_code_tag
 
 log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".ogg", ".flac")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every variant keyed on trainer.data.code_tag
 FloatArray = npt.NDArray[np.float32]
 _ID_RE = re.compile(r"^(?P<genre>[A-Za-z0-9_-]+)\.(?P<num>\d+)$")
 _SPEC_KEYS = ("sample_rate", "n_mfcc", "n_fft", "win_length", "hop_length", "n_mels", "low_hz", "high_hz",
@@ -144,17 +146,6 @@ def spec_cache_tag(spec: FeatureSpec) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def degrade_code_tag() -> str:
-    """Hash of the degradation sources: a changed room/noise chain must not reuse stale cached features."""
-    here = Path(__file__).resolve().parent.parent / "augment"
-    digest = hashlib.sha256()
-    for name in ("degrade.py", "rooms.py", "noises.py"):
-        p = here / name
-        if p.is_file():
-            digest.update(p.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def variant_seed(sha256: str, *parts: int | str) -> int:
     """A stable 63-bit seed from the clip's content hash and the variant, independent of run order."""
     text = "/".join([sha256, *map(str, parts)])
@@ -175,7 +166,7 @@ class FeatureStore:
 
 
 def _cache_path(cache_dir: Path, spec_tag: str, sha: str, variant: str, code_tag: str, aug_seed: int) -> Path:
-    extra = "" if variant == "clean" else f"-{code_tag}"
+    extra = f"-{code_tag}"  # every variant, clean too: decoding and the MFCC are code as well
     if variant.startswith("aug/"):
         extra += f"-s{aug_seed}"
     name = f"{sha[:32]}-{variant.replace('/', '_')}{extra}.npy"
@@ -246,7 +237,7 @@ def extract_features(
     else:
         shared = list(dict.fromkeys(variants))
         per_clip = {c.clip_id: shared for c in clips}
-    tag, code_tag = spec_cache_tag(spec), degrade_code_tag()
+    tag, code_tag = spec_cache_tag(spec), feature_code_tag()
     spec_dict = spec.with_updates(mean=None, std=None).to_dict()
     jobs = []
     hits = 0

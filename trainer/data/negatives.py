@@ -14,7 +14,6 @@ GTZAN-layout files (``not_music/not_music.NNNNN.wav``) so the trainer treats the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import tempfile
@@ -26,6 +25,7 @@ import soundfile as sf
 from edge.audio import load_audio
 from edge.decide.states import REJECT_LABEL
 from trainer.augment.noises import colored_noise, mains_hum, render_espeak
+from trainer.data.code_tag import feature_code_tag
 from trainer.data.dataset import Clip, file_sha256
 
 FloatArray = npt.NDArray[np.float32]
@@ -121,14 +121,6 @@ def negative_clip(kind: str, sample_rate: int, rng: np.random.Generator, purpose
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-def _code_tag() -> str:
-    here = pathlib.Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in (here / "negatives.py", here.parent / "augment" / "noises.py"):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
-
-
 def write_negative_clips(root: pathlib.Path, count: int, *, seed: int, purpose: str = "train",
                          sample_rate: int = 22050) -> pathlib.Path:
     """Write ``count`` clips as ``<dir>/unknown/unknown.NNNNN.wav`` and return ``<dir>``.
@@ -136,7 +128,7 @@ def write_negative_clips(root: pathlib.Path, count: int, *, seed: int, purpose: 
     ``<dir>`` is a subfolder of ``root`` named by purpose, seed and a hash of this code, so a second
     run reuses the files and changed code never reuses stale ones. Kinds cycle through KINDS.
     """
-    folder = root / f"negatives-{purpose}-s{seed}-{_code_tag()}"
+    folder = root / f"negatives-{purpose}-s{seed}-{feature_code_tag()}"
     genre_dir = folder / NEGATIVE_LABEL
     genre_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):
