@@ -20,6 +20,7 @@ from tests.integration.conftest import DaemonProc, state_of
 from tests.integration.test_daemon_cli import unit_for_this_machine
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
+from tests.support.waiting import lines_with, wait_until
 
 FAST = ["--speed", "20", "--loop", "--hop", "0.5"]
 SECRET = "S3cr3t-Pa55-never-printed"
@@ -69,7 +70,14 @@ def test_plain_client_on_the_tls_listener_fails_clearly(
     b = broker_factory(tls=True)
     assert b.tls_port is not None
     d = daemon(music_file, target=b, extra=[*FAST, "--mqtt-port", str(b.tls_port)])
-    time.sleep(3.0)
+    # "Exactly one line" needs repeated failures: wait for three plain connections the broker's TLS
+    # listener rejected (backoff 0.5-2 s), however long the daemon took to start, not a fixed 3 s.
+    wait_until(
+        lambda: len(lines_with(b.log_text(), "wrong version number")) >= 3,
+        timeout=30,
+        what="three plain connections rejected by the TLS listener",
+        log=d.log,
+    )
     assert d.proc.poll() is None, d.log()
     assert d.terminate() == 0
     errors = [line for line in d.log().splitlines() if "ERROR" in line and "mqtt" in line]
@@ -87,8 +95,11 @@ def test_inbound_mqtt_only_the_ha_birth_topic_and_hostile_payloads_do_nothing(
     with MqttProbe(b, "#") as probe:
         probe.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=10)
         probe.wait_for(f"{d.discovery_prefix}/sensor/dev/confidence/config", timeout=10)
-        time.sleep(0.3)
-        subs = re.findall(r"genre-daemon-dev \d (\S+)", b.log_text())
+        probe.wait_for(f"{d.discovery_prefix}/sensor/dev/level/config", timeout=10)  # the whole set is in
+        # The SUBSCRIBE goes out from the connect callback, beside the outbox's discovery: wait for the broker's line.
+        subs = wait_until(
+            lambda: re.findall(r"genre-daemon-dev \d (\S+)", b.log_text()), timeout=10, what="the daemon's SUBSCRIBE"
+        )
         assert subs == [birth], f"the daemon subscribed to {subs}"
         rss0 = psutil.Process(d.proc.pid).memory_info().rss
         since = time.monotonic()
@@ -103,10 +114,19 @@ def test_inbound_mqtt_only_the_ha_birth_topic_and_hostile_payloads_do_nothing(
         ]
         for topic, payload in hostile:
             probe.publish(topic, payload)
-        time.sleep(2.0)
+        acked = time.monotonic()
+        # Proof that nothing was re-sent, without a quiet period: a state that reaches us after the last
+        # PUBACK was taken by the broker after our PUBLISHes, so the broker acknowledges it to the daemon
+        # after delivering them there; the daemon's outbox waits for each acknowledgement and sends
+        # discovery before states. A re-send caused by a hostile payload would come before the next state.
+        first = probe.wait_for(d.topic("state"), timeout=10, since=acked)
+        state = probe.wait_for(d.topic("state"), lambda m: m.received_at > first.received_at, timeout=10)
         resent = [m for m in probe.received(f"{d.discovery_prefix}/sensor/#") if m.received_at > since]
-        state = probe.wait_for(d.topic("state"), timeout=5, since=time.monotonic())
         rss1 = psutil.Process(d.proc.pid).memory_info().rss
+        # And the birth topic is live (else the above proves nothing): a real "online" re-sends it once.
+        since_birth = time.monotonic()
+        probe.publish(birth, b"online")
+        probe.wait_for(f"{d.discovery_prefix}/sensor/dev/genre/config", timeout=10, since=since_birth)
     assert d.proc.poll() is None, d.log()
     assert not resent, f"discovery re-sent for a non-'online' birth payload: {[m.topic for m in resent]}"
     assert state_of(state.payload)["genre"] != "jazz"
