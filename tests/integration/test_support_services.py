@@ -13,6 +13,7 @@ from tests.support.audio import dominant_frequency, rms_dbfs
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe, try_connect
 from tests.support.pulse import PulseServer, record_pyaudio
+from tests.support.waiting import wait_until
 
 ProbeFactory = Callable[..., MqttProbe]
 BrokerFactory = Callable[..., MosquittoBroker]
@@ -153,8 +154,12 @@ def test_paplay_tone_is_recorded_by_pyaudio(pulse: PulseServer, make_tone_wav: C
     wav = make_tone_wav("1k.wav", freq_hz=1000.0, seconds=4.0, rate=rate, channels=2)
     player = pulse.play(wav)
     try:
-        # paplay needs a moment to connect and fill the sink; skip past that.
-        time.sleep(0.4)
+        # Wait for the tone itself, not a fixed 0.4 s: how long paplay takes to start is the machine's business.
+        wait_until(
+            lambda: rms_dbfs(record_pyaudio(0.1, rate=rate, channels=2, device_name="pulse")) > -40,
+            timeout=10,
+            what="the tone at the sink's monitor",
+        )
         t0 = time.monotonic()
         audio = record_pyaudio(1.0, rate=rate, channels=2, device_name="pulse")
         took = time.monotonic() - t0
