@@ -182,7 +182,9 @@ echo "chroot: Python $python, $runtime $runtime_version, numpy $numpy"
 # --- 3. genre-predict, arm64 vs x86 (same runtime on both sides when the host has it) ---
 step "genre-predict --json on ${#CLIPS[@]} clips: arm64 (emulated) and x86"
 t0=$(now)
-in_chroot $VENV/bin/genre-predict --json /root/clips/*.ogg >"$WORK/predict-arm64.jsonl"
+clip_args=()
+for clip in "${CLIPS[@]}"; do clip_args+=("/root/clips/$(basename "$clip")"); done
+in_chroot $VENV/bin/genre-predict --json "${clip_args[@]}" >"$WORK/predict-arm64.jsonl"
 note t_predict_s "$(($(now) - t0))"
 host_runtime="$runtime"
 "$HOST_VENV/bin/python" -c "import $runtime" 2>/dev/null || host_runtime=""
@@ -236,7 +238,7 @@ leftovers="$(
         cat var/lib/dpkg/info/*.list | sort -u >"$WORK/dpkg-files" &&
         find . -xdev -newer .pi-check-before \( -type f -o -type l \) -printf '/%P\n' |
         grep -v -E '^/(root/genre-pi|root/clips|tmp|var/tmp|var/cache|var/lib/(apt|dpkg|ucf|python)|var/log|proc|etc/host-ca-bundle.crt)(/|$)' |
-            grep -v -E '/__pycache__/|^/etc/(ld\.so\.cache|alternatives/|ssl/certs/|mailcap|python3\.[0-9]+/sitecustomize\.py)' |
+            grep -v -E '/__pycache__/|^/etc/(ld\.so\.cache|alternatives/|ssl/certs/|mailcap|python3/debian_config|python3\.[0-9]+/sitecustomize\.py)' |
             sort | comm -23 - "$WORK/dpkg-files" || true
 )"
 for path in /opt/genre-pi /etc/genre-daemon /etc/systemd/system/genre-daemon.service; do
