@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import shlex
 import sys
@@ -18,7 +19,28 @@ from typing import Any
 
 from edge.errors import EX_USAGE, GenreError, UsageError
 from trainer.data.dataset import default_cache_dir
+from trainer.data.groups import artist_groups, complete_genres, read_artist_meta, read_fault_filtered
+from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
+from trainer.data.plan import CLEAN, CLIP, CORE, FAULT_FILTERED, HOLDOUT, cv_plan, eval_variants, train_plan
+from trainer.data.split import segment_folds
 from trainer.model.recipes import RECIPES, Recipe, get_recipe
+from trainer.report.playlist_report import cv_sections, cv_timelines, playlist_fold, plot_timelines, shipped_section
+from trainer.report.plots import plot_confusion, plot_curves, plot_robustness
+from trainer.report.render import PUBLISHED_FAULT_FILTERED, update_report
+from trainer.runs import ablate
+from trainer.runs.compare import (
+    RUN_KINDS,
+    base_spec,
+    compare,
+    decodable,
+    find_clips,
+    load_data,
+    segment_split_fold,
+    severities_available,
+    train_copies,
+    velardo_segments,
+)
+from trainer.runs.ship import ship
 
 log = logging.getLogger("genre-train")
 REPO = Path(__file__).resolve().parent.parent
@@ -110,8 +132,6 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
 
 
 def _setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
-    from trainer.runs.compare import severities_available
-
     data = args.data or default_data_dir()
     if not data.exists():
         raise UsageError(f"{data}: data folder does not exist (pass --data)")
@@ -131,8 +151,6 @@ def _data_section(data_dir: Path, data: Any) -> dict[str, Any]:
 
 def _groups(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:
     """Each clip's artist group and the protocol it allows: "artist" with the folder's metadata, else "clip"."""
-    from trainer.data.groups import artist_groups, read_artist_meta
-
     meta = read_artist_meta(data_dir)
     ids = [c.clip_id for c in clips]
     if not meta.available:
@@ -147,25 +165,18 @@ def _skipped(skipped: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def _train(args: argparse.Namespace, command: str) -> int:
-    from trainer.data.plan import HOLDOUT, eval_variants, train_plan
-    from trainer.report.render import plot_confusion, plot_curves, update_report
-    from trainer.runs.compare import base_spec as make_spec
-    from trainer.runs.compare import decodable, find_clips, load_data, train_copies
-
     started = time.perf_counter()
     data_dir, cache, severities = _setup(args)
     recipe = _recipe(args.recipe, args)
     clips, skipped = find_clips(data_dir, args.quick)
     if recipe.negatives and args.split == "clip":
-        from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
-
         if any(c.genre == NEGATIVE_LABEL for c in clips):
             raise UsageError(f"{data_dir}: genre {NEGATIVE_LABEL!r} is reserved for the reject class")
         clips = [*clips, *negative_clips(cache / "negatives", recipe.negatives, seed=args.seed)]
     labels = tuple(sorted({c.genre for c in clips}))
     if args.split == "segment":
         return _train_leaky(args, command, recipe, clips, skipped, cache, data_dir)
-    spec = make_spec(labels, recipe)
+    spec = base_spec(labels, recipe)
     # Decode first, then plan over what decodes: one plan decides the split and every clip's feature copies
     # (room copies for training clips, evaluation rooms for test clips), and ship() trains on that same plan.
     clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
@@ -181,7 +192,6 @@ def _train(args: argparse.Namespace, command: str) -> int:
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
              data.store.computed, data.store.cache_hits, time.perf_counter() - started, protocol)
-    from trainer.runs.ship import ship
 
     shipped = ship(recipe, data, args.out, plan=plan, seed=args.seed, threads=args.threads, severities=severities,
                    command=command, save_float=args.save_float, cache_dir=cache,
@@ -195,8 +205,6 @@ def _train(args: argparse.Namespace, command: str) -> int:
     shipped["history"] = history
     playlist_sections: dict[str, Any] = {}
     if playlist_run is not None:
-        from trainer.report.playlist_report import plot_timelines, shipped_section
-
         playlist_sections = shipped_section(playlist_run)
         plot_timelines(args.out, "playlist", playlist_run.timeline, data.labels,
                        "shipped model (int8), held-out clips, its tuned rule: truth above, published below")
@@ -212,11 +220,6 @@ def _train(args: argparse.Namespace, command: str) -> int:
 
 def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
                  data_dir: Path) -> int:
-    from trainer.data.plan import CLEAN
-    from trainer.data.split import segment_folds
-    from trainer.report.render import update_report
-    from trainer.runs.compare import base_spec, decodable, load_data, segment_split_fold, velardo_segments
-
     log.warning("--split segment is LEAKY: segments of one clip land on both sides; no bundle is written")
     spec = base_spec(tuple(sorted({c.genre for c in clips})), recipe)
     clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
@@ -236,10 +239,6 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
 
     ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core.
     """
-    from trainer.data.groups import complete_genres, read_fault_filtered
-    from trainer.data.plan import cv_plan, eval_variants
-    from trainer.runs.compare import base_spec, decodable, find_clips, load_data, train_copies
-
     data_dir, cache, _ = _setup(args)
     clips, skipped = find_clips(data_dir, args.quick)
     spec = base_spec(tuple(sorted({c.genre for c in clips})), spec_recipe)
@@ -269,11 +268,6 @@ def _fold_table(data: Any, part: dict[str, int], n_folds: int) -> dict[str, list
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
-    from trainer.data.groups import complete_genres, read_fault_filtered
-    from trainer.data.plan import CLIP, CORE, FAULT_FILTERED
-    from trainer.report.render import PUBLISHED_FAULT_FILTERED, plot_robustness, update_report
-    from trainer.runs.compare import RUN_KINDS, compare
-
     started = time.perf_counter()
     _, _, severities = _setup(args)
     # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
@@ -291,10 +285,6 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         runs[CORE] = RUN_KINDS[1:]
     on_fold = None
     if not args.no_playlists:
-        import functools
-
-        from trainer.report.playlist_report import playlist_fold
-
         # Playlists for the headline split's default-recipe folds only, run in the fold's worker beside its model.
         on_fold = functools.partial(playlist_fold, split=protocol, cache_dir=str(args.cache_dir or default_cache_dir()))
     full = compare(data, recipes, plan=plan, runs=runs, seed=args.seed, threads=args.threads, severities=severities,
@@ -337,8 +327,6 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         plot_robustness(args.out / "robustness.png", head["robustness"], f"{folds}-fold CV by {protocol}, all clips")
     playlist_folds = full["extras"].get(protocol, {}).get("default_clip_split", [])
     if playlist_folds:
-        from trainer.report.playlist_report import cv_sections, cv_timelines, plot_timelines
-
         sections.update(cv_sections(playlist_folds))
         plot_timelines(args.out, "playlist_cv", cv_timelines(playlist_folds), data.labels,
                        f"CV by {protocol}, default recipe, tuned rule: truth above, published below")
@@ -348,9 +336,6 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 
 def _ablate(args: argparse.Namespace, command: str) -> int:
-    from trainer.report.render import update_report
-    from trainer.runs import ablate
-
     started = time.perf_counter()
     _, _, severities = _setup(args)
     if args.severity not in severities:

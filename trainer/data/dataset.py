@@ -23,9 +23,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
+from edge.audio import load_audio
 from edge.errors import EX_DATAERR, GenreError, UsageError
+from edge.features import mfcc
 from edge.spec import FeatureSpec
+from trainer.augment.degrade import augment, degrade
 from trainer.data.code_tag import feature_code_tag
 
 log = logging.getLogger(__name__)
@@ -176,14 +180,11 @@ def _cache_path(cache_dir: Path, spec_tag: str, sha: str, variant: str, code_tag
 def _extract_one(job: tuple[str, str, str, list[str], dict[str, Any], str, str, int]) -> tuple[str, str | None, int]:
     """Worker: decode once, compute every missing variant, write each to the cache. No TensorFlow here."""
     clip_id, path, sha, variants, spec_dict, cache_dir, code_tag, aug_seed = job
-    from edge.audio import load_audio
-    from edge.errors import GenreError as _GenreError
-    from edge.features import mfcc
 
     spec = FeatureSpec.from_dict(spec_dict)
     try:
         audio = load_audio(path, spec.sample_rate)
-    except _GenreError as exc:
+    except GenreError as exc:
         return clip_id, str(exc), 0
     if audio.size < spec.window_span_samples:
         return clip_id, f"{path}: too short ({audio.size / spec.sample_rate:.2f} s < one {spec.window_s:g} s window)", 0
@@ -196,14 +197,10 @@ def _extract_one(job: tuple[str, str, str, list[str], dict[str, Any], str, str, 
         if variant == "clean":
             signal = audio
         elif variant.startswith("eval/"):
-            from trainer.augment.degrade import degrade
-
             severity = variant.split("/", 1)[1]
             seed = variant_seed(sha, "eval", severity)
             signal = degrade(audio, spec.sample_rate, severity, seed, purpose="eval", cache_dir=Path(cache_dir))
         elif variant.startswith("aug/"):
-            from trainer.augment.degrade import augment
-
             k = int(variant.split("/", 1)[1])
             rng = np.random.default_rng(variant_seed(sha, "aug", aug_seed, k))
             signal = augment(audio, spec.sample_rate, rng, cache_dir=Path(cache_dir))
@@ -259,8 +256,6 @@ def extract_features(
         with ctx.Pool(n_workers) if n_workers > 1 else _Serial() as pool:
             results = pool.imap_unordered(_extract_one, jobs)
             if progress:
-                from tqdm import tqdm
-
                 results = tqdm(results, total=len(jobs), desc="features", unit="clip", leave=False)
             for clip_id, error, done in results:
                 computed += done

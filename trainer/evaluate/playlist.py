@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.decide.states import NOT_MUSIC
+from trainer.augment.noises import colored_noise, mains_hum
+from trainer.data.negatives import speech_track
 from trainer.evaluate.stream_metrics import Truth, TruthSegment
 
 FloatArray = npt.NDArray[np.float32]
@@ -189,9 +191,6 @@ def not_music_audio(kind: str, n: int, sample_rate: int, rng: np.random.Generato
     Levels are those of a talker or TV across the room (-32..-16 dBFS RMS), household noise a little
     lower (-40..-24); all above the daemon's -50 dBFS silence gate, so the rule, not the gate, decides.
     """
-    from trainer.augment.noises import colored_noise, mains_hum
-    from trainer.data.negatives import speech_track
-
     if kind == "speech":
         return _dbfs_gain(speech_track(n, sample_rate, rng, purpose), float(rng.uniform(-32.0, -16.0)))
     if kind == "tv_talk":
@@ -223,8 +222,6 @@ def render(plan: PlaylistPlan, audio_for: Callable[[Segment], FloatArray], seed:
            config: PlaylistConfig | None = None) -> FloatArray:
     """The playlist's audio: each segment's ``audio_for(segment)`` (``segment.length`` samples) placed at
     its onset, crossfades faded in and out, gaps filled with quiet room tone."""
-    from trainer.augment.noises import colored_noise
-
     cfg = config or PlaylistConfig()
     rng = np.random.default_rng([seed, 0x70E])
     out = np.zeros(plan.samples, dtype=np.float32)

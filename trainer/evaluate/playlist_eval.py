@@ -19,9 +19,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.audio import load_audio
 from edge.decide.batch import decide_windows, window_inputs
 from edge.decide.params import BASELINE, DecisionParams
+from edge.decide.states import REJECT_LABELS
 from edge.spec import FeatureSpec
+from trainer.augment.degrade import degrade
+from trainer.data.dataset import variant_seed
 from trainer.evaluate.metrics import mean_std
 from trainer.evaluate.playlist import (
     PlaylistConfig,
@@ -33,6 +37,7 @@ from trainer.evaluate.playlist import (
     songs_from,
 )
 from trainer.evaluate.stream_metrics import METRIC_KEYS, StreamCounts, Truth, combine, count, metrics, nest
+from trainer.evaluate.tune_rule import tune_search
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -79,8 +84,6 @@ def keras_predictor(model: Any, batch: int = 1024) -> Predict:
 
 def decoded_clips(clips: Sequence[Any], sample_rate: int) -> dict[str, tuple[str, FloatArray]]:
     """``{clip_id: (genre, audio)}`` for trainer Clips, decoded at ``sample_rate``."""
-    from edge.audio import load_audio
-
     return {c.clip_id: (c.genre, load_audio(c.path, sample_rate)) for c in clips}
 
 
@@ -89,9 +92,6 @@ def playlist_runs(clips: Mapping[str, tuple[str, FloatArray]], spec: FeatureSpec
                   setup: PlaylistSetup | None = None, not_music: bool = True,
                   name: str = "playlist") -> list[PlaylistRun]:
     """Build playlists from ``clips`` and run the model over each in every condition."""
-    from trainer.augment.degrade import degrade
-    from trainer.data.dataset import variant_seed
-
     st = setup or PlaylistSetup()
     sr = spec.sample_rate
     songs = select_songs(songs_from(clips), st.max_per_genre, seed)
@@ -145,9 +145,6 @@ def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: 
                   tune_conditions: Sequence[str] = (CLEAN, "typical"), setup: PlaylistSetup | None = None,
                   tune_setup: PlaylistSetup | None = None, keep_timeline: bool = False) -> FoldPlaylists:
     """Tune the rule on ``tune_clips``' playlists, then score it and BASELINE on ``test_clips``' playlists."""
-    from edge.decide.states import REJECT_LABELS
-    from trainer.evaluate.tune_rule import tune_search
-
     labels = spec.labels
     # Without a reject class a model cannot say not_music; the playlists then hold songs only.
     not_music = any(label in REJECT_LABELS for label in labels)

@@ -22,6 +22,8 @@ from edge.decide.classifier import Classifier, Model
 from edge.decide.params import DecisionParams
 from edge.decide.states import PUBLISHED_NON_GENRES
 from edge.spec import FeatureSpec
+from trainer.augment.degrade import degrade
+from trainer.data.dataset import variant_seed
 from trainer.data.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,6 @@ def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, seve
     ``model`` maps one normalised window to probabilities, as edge.runtime.TfliteModel does (in the
     trainer: trainer.export.tflite.TfliteRunner over the int8 model).
     """
-    from trainer.augment.degrade import degrade
-    from trainer.data.dataset import variant_seed
-
     folder = write_negative_clips(cache_dir / "negatives", count, seed=seed, purpose="eval",
                                   sample_rate=spec.sample_rate)
     paths = sorted((folder / NEGATIVE_LABEL).glob("*.wav"))

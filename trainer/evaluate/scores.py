@@ -16,7 +16,7 @@ import numpy.typing as npt
 from edge.scoring import mean_log_probs
 from edge.spec import FeatureSpec
 from trainer.augment.windows import cut_windows
-from trainer.evaluate.metrics import accuracy, macro_accuracy
+from trainer.evaluate.metrics import accuracy, macro_accuracy, mean_std
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -76,7 +76,5 @@ def evaluate(predict_fn: Callable[[FloatArray], FloatArray], cw: ClipWindows, n_
 
 
 def scores_table(per_fold: Sequence[dict[str, float]]) -> dict[str, Any]:
-    from trainer.evaluate.metrics import mean_std
-
     keys = per_fold[0].keys() if per_fold else ()
     return {k: mean_std([f[k] for f in per_fold]) for k in keys}

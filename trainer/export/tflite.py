@@ -35,7 +35,7 @@ class ParityError(GenreError):
 
 def to_tflite(model: Any, representative: FloatArray | None) -> bytes:
     """Float TFLite when ``representative`` is None, else full-integer int8 (int8 input and output)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: importing the trainer (`genre-train --help`, feature workers) must not load TF
 
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

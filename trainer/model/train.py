@@ -1,4 +1,4 @@
-"""Model definitions and the training loop (the only module besides ``export`` that imports TensorFlow).
+"""Model definitions and the training loop (the only module besides ``export.tflite`` that imports TensorFlow).
 
 TensorFlow is imported lazily inside functions: the CLI extracts features in worker processes first,
 and nothing here runs at import time.
@@ -30,7 +30,7 @@ _configured: dict[str, Any] = {}
 def configure_tf(seed: int, threads: int | None) -> Any:
     """Import TensorFlow with deterministic ops; ``threads`` pins intra-op parallelism (1 = bit-reproducible)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: after the env var above; `genre-train --help` and feature workers never load TF
 
     if not _configured:
         if threads:
@@ -44,8 +44,8 @@ def configure_tf(seed: int, threads: int | None) -> Any:
 
 def build_model(recipe: Recipe, spec: FeatureSpec, n_classes: int) -> Any:
     """A compiled-free Keras model for ``recipe.model`` taking (frames, n_mfcc) windows."""
-    import keras
-    from keras import layers
+    import keras  # lazy, like TensorFlow (configure_tf): only training loads it
+    from keras import layers  # lazy: see the line above
 
     frames, coefs = spec.input_shape
     if recipe.model == "velardo_cnn2d":
@@ -127,7 +127,7 @@ def train(
     ``monitor`` (raw windows, labels) is only logged per epoch for the curves, never used to select.
     """
     tf = configure_tf(seed, threads)
-    import keras
+    import keras  # lazy: only after configure_tf has seeded and pinned TensorFlow
 
     rng = np.random.default_rng(seed)
     n_classes = len(spec.labels)

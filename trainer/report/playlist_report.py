@@ -37,6 +37,8 @@ from trainer.evaluate.playlist_eval import (
     nested,
     summarize_folds,
 )
+from trainer.export.tflite import TfliteRunner
+from trainer.report.timeline import plot_timeline
 
 log = logging.getLogger(__name__)
 TEST_SETUP = PlaylistSetup(max_per_genre=4)
@@ -198,8 +200,6 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
 def plot_timelines(out: Path, prefix: str, timelines: Sequence[Mapping[str, Any]], labels: Sequence[str],
                    title: str) -> list[Path]:
     """``<prefix>_<condition>.png`` per condition, one row per playlist (truth above, published below)."""
-    from trainer.report.timeline import plot_timeline
-
     by_cond: dict[str, list[Mapping[str, Any]]] = {}
     for row in timelines:
         by_cond.setdefault(str(row["condition"]), []).append(row)
@@ -218,8 +218,6 @@ def cv_timelines(folds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def tflite_predictor(model_bytes: bytes) -> Predict:
     """Probabilities from normalised inputs through the int8 model, as the device runs it."""
-    from trainer.export.tflite import TfliteRunner
-
     runner = TfliteRunner(model_bytes)
 
     def predict(x: np.ndarray[Any, Any]) -> Any:

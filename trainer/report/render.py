@@ -1,4 +1,4 @@
-"""report.json (merged across ``train`` and ``compare`` runs), report.md and the PNG figures.
+"""report.json (merged across ``train`` and ``compare`` runs) and report.md; the figures are in ``plots``.
 
 Each command updates only its own sections of an existing report.json, so the committed bundle can
 hold both the shipped model's numbers and the recipe comparison.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from trainer.evaluate.metrics import MIN_TEST_CLIPS
+from trainer.report.playlist_report import md_lines
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -19,7 +21,6 @@ ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
         ("default_clip_split", "default, split by clip"))
 # 10-genre accuracy % on the complete fault-filtered split (Kereliuk, Sturm & Larsen 2015), as quoted in issue 12.
 PUBLISHED_FAULT_FILTERED = {"MFCC + SVM": 53.4, "CLMR": 68.6, "VGGish": 77.2, "Jukebox": 79.7}
-MIN_TEST_CLIPS = 20  # trainer.evaluate.metrics.MIN_TEST_CLIPS; render.py renders JSON, imports nothing of the trainer
 _PROTOCOL = {"artist": "by artist (an artist's clips and repeated excerpts in one fold, stratified by genre)",
              "clip": "by clip (the data folder has no artist metadata: optimistic, artists leak across folds)"}
 
@@ -255,7 +256,6 @@ def render_md(doc: dict[str, Any]) -> str:
         out += ["Folds by clip:", "", *_robust_table(doc["robustness_by_clip"]), ""]
     if "robustness_core" in doc:
         out += ["Balanced core:", "", *_robust_table(doc["robustness_core"]), ""]
-    from trainer.report.playlist_report import md_lines
 
     out += [*md_lines(doc), ""] if ("playlist_cv" in doc or "playlist" in doc) else []
     out += _fault_filtered_lines(doc.get("fault_filtered", {}))
@@ -276,74 +276,3 @@ def render_md(doc: dict[str, Any]) -> str:
         out += [f"- **{k}**: {v['notes']}" for k, v in doc["recipe_definitions"].items()]
         out.append("")
     return "\n".join(out)
-
-
-def plot_confusion(path: Path, cm: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    m = np.asarray(cm)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=80)
-    ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if m[i, j]:
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "k")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_curves(path: Path, history: dict[str, list[float]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
-    epochs = range(1, len(history["loss"]) + 1)
-    a.plot(epochs, history["loss"], label="train loss (smoothed, mixed labels)")
-    a.set_xlabel("epoch")
-    a.legend(fontsize=7)
-    b.plot(epochs, history["accuracy"], label="train window accuracy")
-    if history.get("monitor_accuracy"):
-        b.plot(epochs, history["monitor_accuracy"], label="held-out window accuracy (monitor only)")
-    b.set_xlabel("epoch")
-    b.set_ylim(0, 1)
-    b.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_robustness(path: Path, rob: dict[str, Any], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=80)
-    conds = list(next(iter(rob.values())).keys())
-    width = 0.8 / len(rob)
-    for k, (name, stats) in enumerate(rob.items()):
-        means = [100 * stats[c]["clip_macro_accuracy"]["mean"] for c in conds]
-        stds = [100 * stats[c]["clip_macro_accuracy"]["std"] for c in conds]
-        ax.bar(np.arange(len(conds)) + k * width, means, width, yerr=stds, label=name, capsize=3)
-    ax.set_xticks(np.arange(len(conds)) + width * (len(rob) - 1) / 2, conds)
-    ax.set_ylabel("clip macro accuracy %")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

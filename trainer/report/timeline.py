@@ -6,14 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+
 from edge.decide.states import NOT_MUSIC, SILENCE, UNCERTAIN
 
 _FIXED = {NOT_MUSIC: "#555555", UNCERTAIN: "#cccccc", SILENCE: "#ffffff", "boundary": "#ffffff"}
 
 
 def _colours(genres: Sequence[str]) -> dict[str, Any]:
-    import matplotlib
-
     cmap = matplotlib.colormaps["tab10"]
     out: dict[str, Any] = {g: cmap(i % 10) for i, g in enumerate(genres)}
     out.update(_FIXED)
@@ -39,12 +41,7 @@ def plot_timeline(path: Path, rows: Sequence[Mapping[str, Any]], genres: Sequenc
 
     ``rows`` items hold ``playlist``, ``segments`` [(label, onset_s, offset_s)], ``times_s`` and ``states``.
     """
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
     colours = _colours(genres)
     n = max(len(rows), 1)
     longest = max((r["times_s"][-1] if r["times_s"] else 0.0 for r in rows), default=60.0) / 60 + 0.2

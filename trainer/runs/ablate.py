@@ -17,6 +17,7 @@ import numpy as np
 from edge.errors import UsageError
 from trainer.evaluate.metrics import mean_std
 from trainer.model.recipes import Recipe
+from trainer.runs.compare import CONDITIONS_CLEAN, compare
 
 _KIND = "default_clip_split"
 
@@ -65,8 +66,6 @@ def run(data: Any, recipe: Recipe, baseline: Recipe, *, plan: Any, split: str, s
         jobs: int) -> tuple[list[float], list[float]]:
     """Train ``recipe`` on each fold of ``plan``'s ``split`` (jobs processes, one TF thread each); clip macro
     accuracy per fold, clean and at ``severity``."""
-    from trainer.runs.compare import CONDITIONS_CLEAN, compare
-
     result = compare(data, {"velardo": baseline, "default": recipe}, plan=plan, runs={split: (_KIND,)}, seed=seed,
                      threads=1, severities=(severity,), jobs=jobs)
     n_folds = plan.split(split).n_folds

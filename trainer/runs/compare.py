@@ -9,6 +9,7 @@ into ``compare`` as an ``on_fold`` hook that receives a ``FoldContext``.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,13 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.spec import FeatureSpec
+from trainer.augment.degrade import SEVERITIES
 from trainer.augment.windows import cut_windows, fit_normalization
-from trainer.data.dataset import Clip, FeatureStore, Skipped, discover, extract_features
+from trainer.data.dataset import Clip, DatasetError, FeatureStore, Skipped, discover, extract_features
 from trainer.data.plan import CLEAN, RunPlan, Split, aug_variants, eval_variant
 from trainer.data.split import segment_folds
 from trainer.evaluate.metrics import confusion, mean_std, per_class, thin_genres
 from trainer.evaluate.scores import ClipWindows, Scores, evaluate, score
 from trainer.model.recipes import Recipe
+from trainer.model.train import predict, train
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -34,12 +37,7 @@ CONDITIONS_CLEAN = CLEAN
 
 
 def severities_available() -> tuple[str, ...]:
-    """The degradation severities, or () if the degradation chain cannot be imported."""
-    try:
-        from trainer.augment.degrade import SEVERITIES
-    except ImportError as exc:  # the chain lives in another engineer's module; train without it if absent
-        log.warning("trainer.augment.degrade unavailable (%s): no room augmentation or robustness suite", exc)
-        return ()
+    """The room chain's severities (``genre-train --no-degrade`` skips them)."""
     return tuple(SEVERITIES)
 
 
@@ -107,15 +105,11 @@ def load_data(clips: Sequence[Clip], skipped: list[Skipped], spec: FeatureSpec,
     """
     store = extract_features(clips, spec, variants, cache_dir=cache_dir, workers=workers)
     if store.skipped:  # decoded a moment ago: a file changed under us, and the plan no longer holds
-        from trainer.data.dataset import DatasetError
-
         raise DatasetError(f"{store.skipped[0].path}: no longer decodes ({store.skipped[0].reason})")
     store.computed += probed
     store.cache_hits -= probed
     labels = tuple(sorted({c.genre for c in clips}))
     if len(labels) < 2:
-        from trainer.data.dataset import DatasetError
-
         raise DatasetError(f"only {len(labels)} genre(s) left after skipping undecodable files; need at least two")
     y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
     return Data(list(clips), labels, y, store, list(skipped))
@@ -148,8 +142,6 @@ class FoldResult:
 def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: IntArray, *, seed: int,
                      threads: int | None, severities: Sequence[str], monitor: bool = False) -> FoldResult:
     """Train ``recipe`` on clips ``train_idx`` and score clips ``test_idx`` clean and at each severity."""
-    from trainer.model.train import predict, train
-
     spec = base_spec(data.labels, recipe)
     store = data.store
     augs = train_copies(recipe, severities)
@@ -176,8 +168,6 @@ def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: 
 def segment_split_fold(recipe: Recipe, data: Data, folds: IntArray, fold: int, owners: IntArray,
                        segments: FloatArray, *, seed: int, threads: int | None) -> FoldResult:
     """LEAKY baseline: train on segments of fold != ``fold``, score the rest (clip verdict per clip part)."""
-    from trainer.model.train import predict, train
-
     spec = base_spec(data.labels, recipe)
     tr, te = folds != fold, folds == fold
     trained = train(recipe, spec, [], data.y, seed=seed, threads=threads,
@@ -329,8 +319,6 @@ def compare(data: Data, recipes: Mapping[str, Recipe], *, plan: RunPlan, runs: M
 
     init = (data, recipes, severities, splits, seg_folds)
     if jobs > 1:
-        import multiprocessing as mp
-
         ctx = mp.get_context("spawn")
         with ctx.Pool(jobs, initializer=_init_worker, initargs=(*init, threads or 1, on_fold)) as pool:
             for name, kind, f, result in pool.imap_unordered(_run_task, tasks):

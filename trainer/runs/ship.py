@@ -16,10 +16,12 @@ from edge.bundle import MODEL_FILE, write_bundle_json
 from trainer.augment.windows import cut_windows
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
+from trainer.evaluate.reject import false_genre_report
 from trainer.evaluate.scores import ClipWindows, score
 from trainer.export.tflite import TfliteRunner, check_parity, run_tflite, to_tflite
 from trainer.model.recipes import Recipe
 from trainer.model.train import prepare
+from trainer.report.playlist_report import run_playlists, tflite_predictor
 from trainer.runs.compare import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
 
 log = logging.getLogger(__name__)
@@ -69,11 +71,9 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
         if cond == CONDITIONS_CLEAN:
             int8_clip_pred = q.clip_pred
     assert parity_result is not None
-    from trainer.evaluate.reject import false_genre_report
 
     false_genre = false_genre_report(TfliteRunner(int8_bytes), spec, cache_dir=cache_dir, severities=severities,
                                      count=false_genre_clips, seed=seed)
-    from trainer.report.playlist_report import run_playlists, tflite_predictor
 
     # The rule is tuned on playlists of training clips through the int8 model, and travels in model.json.
     playlist_run = run_playlists([data.clips[i] for i in test_idx], [data.clips[i] for i in train_idx], spec,
