@@ -11,6 +11,7 @@
 #
 # Environment (all optional):
 #   SPEED=1        file pacing: 1 real time, N times faster, 0 as fast as possible (then no loop)
+#   LOOP=0         play the file once and exit at its end, at any SPEED (default: loop unless SPEED=0)
 #   HOP=1.0        seconds of audio between classifications
 #   MODEL=DIR      a model bundle instead of the shipped one
 #   VENV=DIR       use an existing virtualenv that has genre-pi[edge] installed instead of .venv
@@ -106,7 +107,7 @@ PIDS+=($!)
 sleep 0.2
 
 loop=(--loop)
-[[ "$SPEED" == 0 ]] && loop=()
+[[ "$SPEED" == 0 || "${LOOP:-1}" == 0 ]] && loop=()
 model=()
 [[ -n "${MODEL:-}" ]] && model=(--model "$MODEL")
 say "genre-daemon on $MUSIC (speed $SPEED, hop $HOP s); Ctrl-C to stop"
