@@ -136,8 +136,8 @@ def list_devices() -> list[dict[str, Any]]:
 class MicSource:
     """PyAudio capture in a dedicated thread; converts, resamples and queues mono chunks.
 
-    With a :class:`WindowGrid` the thread reads up to the next window end (in ``chunk_s`` reads, so
-    a stop is seen within one chunk) and converts, resamples and queues that once: Python and
+    With a :class:`WindowGrid` the thread reads up to the next window end (in reads of at most
+    0.5 s, so a stop is seen quickly) and converts, resamples and queues that once: Python and
     numpy run once per hop instead of once per chunk, and the audio that completes a window is
     queued as soon as it is captured.
     """
@@ -220,6 +220,9 @@ class MicSource:
         self.device_name, self.capture_rate, self.channels, self._frames = str(device["name"]), rate, channels, frames
         self._resampler = StreamResampler(rate, self.sample_rate)
         self._loss = LossDetector(rate)
+        # Reads within a hop block only hand bytes over: up to 0.5 s each (a stop is still seen well
+        # within close()'s 1 s), and the last one ends exactly at the window end.
+        self._read_frames = max(frames, round(0.5 * rate)) if self.grid else frames
         self._in_total = 0  # frames captured since this stream opened
         self._out_total = 0  # samples after resampling (what the classifier has counted since its reset)
         log.info(
@@ -300,7 +303,7 @@ class MicSource:
         parts: list[bytes] = []
         remaining = frames
         while remaining > 0 and not (self.stop.is_set() or self._closing.is_set()):
-            n = min(remaining, self._frames)
+            n = min(remaining, self._read_frames)
             try:
                 t_read = time.monotonic()
                 raw = self._stream.read(n, exception_on_overflow=True)
