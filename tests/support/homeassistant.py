@@ -40,7 +40,7 @@ State = dict[str, Any]
 # Run inside Home Assistant's venv: its own AuthManager creates the owner and a long-lived token, and
 # the final-write event flushes the delayed stores, exactly as on a normal shutdown.
 _AUTH_SCRIPT = """
-import asyncio, datetime, sys
+import asyncio, datetime, os, sys
 from homeassistant.auth import auth_manager_from_config
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
@@ -63,7 +63,15 @@ async def main(config_dir):
     token = hass.auth.async_create_access_token(refresh)
     hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
     await hass.async_block_till_done()
-    await asyncio.sleep(0.5)
+    # The token counts once the auth store on disk holds it (HA writes it atomically in its executor), not
+    # after a fixed pause.
+    path = os.path.join(config_dir, ".storage", "auth")
+    for _ in range(1200):
+        if os.path.exists(path) and refresh.id in open(path).read():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        sys.exit(f"{path} does not hold the new refresh token after 60 s")
     print(token)
 
 asyncio.run(main(sys.argv[1]))
@@ -240,27 +248,42 @@ logger:
 
     # -- the recorder and the log -----------------------------------------------------
 
-    def recorder_rows(self, entity_ids: list[str], since_ts: float = 0.0) -> dict[str, int]:
-        """Rows in the recorder's ``states`` table per entity id, last_updated after ``since_ts`` (epoch s)."""
+    def recorder_rows(
+        self, entity_ids: list[str], since_ts: float = 0.0, until_ts: float = float("inf")
+    ) -> dict[str, int]:
+        """Rows in the recorder's ``states`` table per entity id, last_updated in (``since_ts``, ``until_ts``]."""
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
             rows = db.execute(
                 "SELECT m.entity_id, COUNT(*) FROM states s JOIN states_meta m ON s.metadata_id = m.metadata_id "
-                f"WHERE s.last_updated_ts > ? AND m.entity_id IN ({','.join('?' * len(entity_ids))}) "
-                "GROUP BY m.entity_id",
-                (since_ts, *entity_ids),
+                f"WHERE s.last_updated_ts > ? AND s.last_updated_ts <= ? "
+                f"AND m.entity_id IN ({','.join('?' * len(entity_ids))}) GROUP BY m.entity_id",
+                (since_ts, until_ts, *entity_ids),
             ).fetchall()
         counts = dict.fromkeys(entity_ids, 0)
         counts.update({str(e): int(n) for e, n in rows})
         return counts
 
-    def recorder_states(self, entity_id: str, since_ts: float = 0.0) -> list[str]:
+    def recorder_states(self, entity_id: str, since_ts: float = 0.0, until_ts: float = float("inf")) -> list[str]:
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
             rows = db.execute(
                 "SELECT s.state FROM states s JOIN states_meta m ON s.metadata_id = m.metadata_id "
-                "WHERE m.entity_id = ? AND s.last_updated_ts > ? ORDER BY s.last_updated_ts",
-                (entity_id, since_ts),
+                "WHERE m.entity_id = ? AND s.last_updated_ts > ? AND s.last_updated_ts <= ? "
+                "ORDER BY s.last_updated_ts",
+                (entity_id, since_ts, until_ts),
             ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def recorder_committed_after(self, ts: float) -> bool:
+        """Whether the recorder has committed a state row stamped after ``ts`` (epoch s).
+
+        It writes events in order, so then every row up to ``ts`` is in the database too: wait for this
+        instead of for its commit interval.
+        """
+        if not self.db_path.exists():
+            return False
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            row = db.execute("SELECT 1 FROM states WHERE last_updated_ts > ? LIMIT 1", (ts,)).fetchone()
+        return row is not None
 
     def log_lines(self, levels: tuple[str, ...] = ("WARNING", "ERROR", "CRITICAL")) -> list[str]:
         """Log lines at these levels from every start (``home-assistant.log`` keeps only the last two runs;
