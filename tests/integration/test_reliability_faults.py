@@ -36,12 +36,16 @@ def offline(m: MqttMessage) -> bool:
     return m.text == "offline"
 
 
-def state_age_s(m: MqttMessage) -> float:
-    """Seconds between the state's own ``time`` stamp and its arrival at the subscriber."""
+def state_stamp(m: MqttMessage) -> float:
+    """The state's own ``time`` stamp (when the daemon made it), as ``time.time()``."""
     from datetime import datetime
 
-    stamp = datetime.fromisoformat(state_of(m.payload)["time"].replace("Z", "+00:00")).timestamp()
-    return (m.received_at + WALL_MINUS_MONO) - stamp
+    return datetime.fromisoformat(state_of(m.payload)["time"].replace("Z", "+00:00")).timestamp()
+
+
+def state_age_s(m: MqttMessage) -> float:
+    """Seconds between the state's own ``time`` stamp and its arrival at the subscriber."""
+    return (m.received_at + WALL_MINUS_MONO) - state_stamp(m)
 
 
 def test_broker_down_at_start_then_online_and_state_within_10s(
@@ -60,9 +64,15 @@ def test_broker_down_at_start_then_online_and_state_within_10s(
         avail = probe.wait_for(d.topic("availability"), online, timeout=15)
         state = probe.wait_for(d.topic("state"), timeout=15)
     took = max(avail.received_at, state.received_at) - up
-    windows = state_of(state.payload)["counters"]["windows"]
+    first = state_of(state.payload)
+    windows = first["counters"]["windows"]
     assert took < 10.0, f"online + state {took:.1f} s after the broker appeared (limit 10 s)"
-    assert windows > 100, f"only {windows} windows classified during the 16 s outage"
+    # Classification went on without a broker, judged on the daemon's own audio clock rather than on how
+    # many windows this machine manages in 16 s at 20x (the old "> 100 windows" needed 3.3x real time):
+    # at least real time passed through the classifier after a start-up within the 5 s READY promise
+    # (16 s - 5 s, a second to spare), and the windows counter followed it.
+    assert first["stream_s"] >= 10.0, f"only {first['stream_s']} s of audio classified during the 16 s outage"
+    assert windows >= (first["stream_s"] - 3.0) / 0.5 / 2, first  # not one window for many hops
     assert state_age_s(state) < 2.0, f"state published {state_age_s(state):.1f} s old"
     assert d.terminate() == 0
     print(f"broker down at start: online + state {took:.2f} s after it appeared; {windows} windows meanwhile")
@@ -148,6 +158,7 @@ def test_watchdog_pings_stop_when_capture_stalls(
     tmp_path: Path,
     pulse_factory: Callable[[], PulseServer],
     daemon: Callable[..., DaemonProc],
+    mqtt_probe: Callable[..., MqttProbe],
     make_tone_wav: Callable[..., Path],
 ) -> None:
     # systemd's view: a harness binds NOTIFY_SOCKET; a frozen sound server blocks the capture
@@ -155,6 +166,7 @@ def test_watchdog_pings_stop_when_capture_stalls(
     watchdog_s = 3.0
     server = pulse_factory()
     tone = make_tone_wav("tone.wav", freq_hz=440.0, seconds=30.0, level_dbfs=-12.0)
+    probe = mqtt_probe("#")
     with NotifySocket(tmp_path / "notify.sock", timeout=0.2) as sock:
         d = daemon(
             "mic",
@@ -177,24 +189,38 @@ def test_watchdog_pings_stop_when_capture_stalls(
         os.kill(server.pid, signal.SIGSTOP)
         stalled = time.monotonic()
         try:
-            after: list[float] = []
-            while time.monotonic() - stalled < 2 * watchdog_s:
+            # Audio already buffered on the client side may still be classified for a while after the
+            # stall, and each window rightly pings. So the pings are judged against the last state the
+            # daemon made (its own `time` stamp, taken just before the ping), and watched until two
+            # watchdog periods after the last state arrived: a loop pinging without audio shows by then.
+            after: list[float] = []  # wall-clock times of the pings after the stall
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                states = probe.received(d.topic("state"))
+                quiet_since = max(stalled, states[-1].received_at if states else stalled)
+                if time.monotonic() - quiet_since >= 2 * watchdog_s:
+                    break
                 with contextlib.suppress(TimeoutError):
                     if "WATCHDOG=1" in sock.recv():
-                        after.append(time.monotonic() - stalled)
+                        after.append(time.time())
+            else:
+                raise AssertionError(f"states kept coming 30 s after the sound server froze; log:\n{d.log()}")
         finally:
             os.kill(server.pid, signal.SIGCONT)
             player.kill()
-        gap = 2 * watchdog_s - (max(after) if after else 0.0)
-        assert not after or max(after) < 1.0, (
-            f"WATCHDOG=1 kept arriving {[round(a, 2) for a in after]} s after the capture stalled "
-            f"(WatchdogSec {watchdog_s})"
+        last_state = state_stamp(probe.received(d.topic("state"))[-1])
+        late = [round(a - last_state, 2) for a in after]
+        gap = 2 * watchdog_s - max([0.0, *late])
+        # A ping follows its state within the same loop pass: 1 s is slack for a loaded machine, and less
+        # than the 1.5 s (half the watchdog) a loop pinging without audio would wait between pings.
+        assert not late or max(late) < 1.0, (
+            f"WATCHDOG=1 kept arriving {late} s after the last state the daemon made (WatchdogSec {watchdog_s})"
         )
         assert d.proc.poll() is None
         d.signal(signal.SIGKILL)
         d.wait(5)
     print(
-        f"capture stalled: last ping {max(after) if after else 0:.2f} s after; "
+        f"capture stalled: last ping {max([0.0, *late]):.2f} s after the last state; "
         f"silent for >= {gap:.1f} s (WatchdogSec {watchdog_s})"
     )
 
