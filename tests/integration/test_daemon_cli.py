@@ -150,22 +150,30 @@ def test_wrong_password_keeps_classifying_and_logs_once(
     assert "wrong" not in d.log().replace("wrong_password", "")
 
 
+def process_start_boottime(pid: int) -> float:
+    """When ``pid`` started, in CLOCK_BOOTTIME seconds (``/proc/PID/stat`` field 22, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
 def test_sd_notify_ready_watchdog_status_stopping(
     tmp_path: Path, daemon: Callable[..., DaemonProc], music_file: Path
 ) -> None:
     with NotifySocket(tmp_path / "notify.sock", timeout=10) as sock:
-        t0 = time.monotonic()
         d = daemon(
             music_file,
             extra=["--speed", "20", "--loop", "--hop", "0.5"],
             env={**sock.env, "WATCHDOG_USEC": "1000000"},
         )
+        started = process_start_boottime(d.proc.pid)
         ready_at = None
         seen: list[str] = []
         while not ("WATCHDOG=1" in seen and any(s.startswith("STATUS=") and "windows" in s for s in seen)):
             lines = sock.recv()
             if "READY=1" in lines and ready_at is None:
-                ready_at = time.monotonic() - t0
+                # The product promise: READY within 5 s of the process starting (the kernel's start time),
+                # not of whatever the test did before it (config files, the fixture).
+                ready_at = time.clock_gettime(time.CLOCK_BOOTTIME) - started
                 assert f"MAINPID={d.proc.pid}" in lines
             seen += lines
         assert ready_at is not None and ready_at < 5.0, f"READY after {ready_at} s"
