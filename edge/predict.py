@@ -2,7 +2,7 @@
 
 ``--published`` shows instead what ``genre-daemon`` would publish at each hop: the file is pushed through
 the daemon's own :class:`~edge.decide.classifier.Classifier` (streaming MFCC, level gate, the decision
-rule the model carries), in 0.1 s chunks as a microphone delivers them.
+rule the model carries), a hop of audio at a time as the daemon's sources hand it over.
 
 Each bad file gets one line on stderr and the others are still classified; the exit code is that of
 the first failure (2: no such file/usage, 65: undecodable or too short audio, bad model).
@@ -68,11 +68,13 @@ def classify_file(path: Path, bundle: Bundle, hop_frames: int) -> list[WindowRes
 
 
 def published_file(path: Path, bundle: Bundle, hop_frames: int) -> list[Hop]:
-    """Every hop's decision, exactly as the daemon makes it (the bundle's rule, 0.1 s chunks)."""
+    """Every hop's decision, exactly as the daemon makes it (the bundle's rule, windows on the hop grid)."""
     spec = bundle.spec
     signal = _load(path, bundle)
     classifier = Classifier(spec, bundle.model, bundle.decision, hop_frames * spec.hop_length / spec.sample_rate)
-    chunk = max(1, spec.sample_rate // 10)
+    # One hop of samples per push: windows then close exactly on the hop grid, as the daemon's sources
+    # deliver audio up to each window's end (0.1 s chunks would close them up to 4 frames late).
+    chunk = classifier.hop_frames * spec.hop_length
     hops = (classifier.push(signal[i : i + chunk]) for i in range(0, signal.size, chunk))
     return [h for h in hops if h is not None]
 
