@@ -188,7 +188,9 @@ in_chroot $VENV/bin/genre-predict --json "${clip_args[@]}" >"$WORK/predict-arm64
 note t_predict_s "$(($(now) - t0))"
 host_runtime="$runtime"
 "$HOST_VENV/bin/python" -c "import $runtime" 2>/dev/null || host_runtime=""
-(cd "$ROOTFS/root/clips" && GENRE_TFLITE_RUNTIME="$host_runtime" "$HOST_VENV/bin/genre-predict" --json ./*.ogg) \
+# The clone's model on both sides: the working tree's may be newer (a retrain not yet committed).
+model="$clone/edge/models/default"
+(cd "$ROOTFS/root/clips" && GENRE_TFLITE_RUNTIME="$host_runtime" "$HOST_VENV/bin/genre-predict" --model "$model" --json ./*.ogg) \
     >"$WORK/predict-x86.jsonl"
 predict_ok=1
 python3 "$SRC/scripts/pi/check.py" "$RESULTS" predict "$WORK/predict-arm64.jsonl" "$WORK/predict-x86.jsonl" ||
@@ -215,7 +217,7 @@ set -e
 note t_daemon_s "$(($(now) - t0))"
 note daemon_exit "$daemon_rc"
 GENRE_TFLITE_RUNTIME="$host_runtime" "$HOST_VENV/bin/genre-daemon" --config /dev/null --source "file:$ROOTFS$daemon_clip" \
-    --speed 0 --mqtt-host 127.0.0.1 --mqtt-port "$broker_port" --device-id "$X86_ID" 2>"$WORK/daemon-x86.log" ||
+    --model "$model" --speed 0 --mqtt-host 127.0.0.1 --mqtt-port "$broker_port" --device-id "$X86_ID" 2>"$WORK/daemon-x86.log" ||
     echo "pi-check: the x86 daemon failed (see $WORK/daemon-x86.log)"
 sleep 1 # the subscriber prints what is in flight
 kill "$sub_pid" && wait "$sub_pid" 2>/dev/null || true
