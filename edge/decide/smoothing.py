@@ -1,9 +1,9 @@
-"""Smoothing of window probabilities and hysteresis of the published label; pure, no I/O.
+"""The previous rule's N-window mean of log-probabilities (``rule = "mean"``, kept as the measured
+baseline), and the hysteresis both rules use; pure, no I/O.
 
-Why a mean of the last N log-probabilities rather than an EMA: it is the rule the trainer uses
-to score a whole clip (``edge.scoring.mean_log_probs``), so the accuracy measured offline on
-N-window clips is what the daemon delivers; its memory is exactly N hops (an EMA never fully
-forgets, so a song change would linger in the tail); and it needs no tuning constant beyond N.
+The mean is the rule the trainer uses to score a whole clip (``edge.scoring.mean_log_probs``); its
+memory is exactly N hops, which is also its weakness on a stream: it forgets a song after N hops
+however sure it was (see ``edge.decide.hmm`` for the rule that replaced it).
 """
 
 from __future__ import annotations
