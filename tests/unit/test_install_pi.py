@@ -2,7 +2,7 @@
 
 The refusals run the real script; only the facts it reads about the machine (``dpkg
 --print-architecture``, the Python version) come from small stand-ins on PATH, because this x86 box
-with Python 3.11 is neither 32-bit nor old. The full install runs in tests/integration/test_install_pi.py
+with Python 3.11 is neither 32-bit nor old. The full install runs in tests/integration/test_install_pi_end_to_end.py
 (x86) and scripts/pi-check.sh (arm64).
 """
 
