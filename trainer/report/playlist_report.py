@@ -54,7 +54,7 @@ _TABLE_KEYS = (("time_accuracy", "time acc", 100), ("settled_accuracy", "settled
 
 def _pick(clips: Sequence[Any], setup: PlaylistSetup, seed: int) -> list[Any]:
     """The music clips a playlist set uses (the same seeded cap the builder applies), before decoding."""
-    music = [c for c in clips if not is_reject(c.genre) and c.genre != "unknown"]
+    music = [c for c in clips if not is_reject(c.genre)]
     keep = {s.clip_id for s in select_songs([Song(c.clip_id, c.genre, 0) for c in music], setup.max_per_genre, seed)}
     return [c for c in music if c.clip_id in keep]
 
