@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EX_USAGE, GenreError, UsageError
-from trainer.data.dataset import default_cache_dir
+from trainer.data.dataset import DatasetError, default_cache_dir
 from trainer.data.groups import artist_groups, complete_genres, read_artist_meta, read_fault_filtered
 from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
 from trainer.data.plan import CLEAN, CLIP, CORE, FAULT_FILTERED, HOLDOUT, cv_plan, eval_variants, train_plan
@@ -41,6 +41,8 @@ from trainer.runs.compare import (
     velardo_segments,
 )
 from trainer.runs.ship import ship
+from trainer.teacher.embed import embed_clips
+from trainer.teacher.wheel import LICENCE
 
 log = logging.getLogger("genre-train")
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.2,
                        help="held-out clips per genre (0..1), whole artist groups where the data has artists")
     train.add_argument("--save-float", action="store_true", help="also write model_float.tflite")
+    train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a recipe field (repeatable), e.g. teacher_weight=0.9, as in ablate")
     compare = sub.add_parser("compare", parents=[common],
                              help="k-fold CV by artist (and by clip, fault-filtered split, core): velardo vs default")
     compare.add_argument("--folds", type=int, default=5)
@@ -170,6 +174,8 @@ def _train(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
     data_dir, cache, severities = _setup(args)
     recipe = _recipe(args.recipe, args)
+    if args.settings:
+        recipe = dataclasses.replace(recipe, **ablate.parse_settings(args.settings, recipe))
     clips, skipped = find_clips(data_dir, args.quick)
     if recipe.negatives and args.split == "clip":
         if any(c.genre == NEGATIVE_LABEL for c in clips):
@@ -192,6 +198,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
                                "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
                                "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
+    teacher_info = _attach_teacher(data, plan, recipe, cache, args.workers)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
              data.store.computed, data.store.cache_hits, time.perf_counter() - started, protocol)
 
@@ -199,6 +206,8 @@ def _train(args: argparse.Namespace, command: str) -> int:
                    command=command, save_float=args.save_float, cache_dir=cache,
                    false_genre_clips=6 if args.quick else 24)
     shipped["wall_seconds"] = time.perf_counter() - started
+    if teacher_info:
+        shipped["teacher"] = {**teacher_info, **shipped.get("teacher", {})}
     playlist_run = shipped.pop("playlist_run", None)
     history = shipped.pop("history")
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], data.labels,
@@ -218,6 +227,23 @@ def _train(args: argparse.Namespace, command: str) -> int:
              shipped["clip_accuracy_int8"], shipped["clip_accuracy_float"], shipped["clip_macro_accuracy_int8"],
              shipped["tflite_bytes"], shipped["wall_seconds"])
     return 0
+
+
+def _attach_teacher(data: Any, plan: Any, recipe: Recipe, cache: Path, workers: int | None) -> dict[str, Any]:
+    """Teacher embeddings of every clip and the plan's artist groups, for a recipe that distils."""
+    if not recipe.teacher_weight:
+        return {}
+    t0 = time.perf_counter()
+    got = embed_clips([(c.path, c.sha256) for c in data.clips], cache, workers=workers)
+    if got.failed:
+        raise DatasetError(f"the teacher could not read {len(got.failed)} clips: {next(iter(got.failed.values()))}")
+    data.teacher = {c.clip_id: got.by_sha[c.sha256] for c in data.clips}
+    data.groups = dict(zip(plan.clip_ids, plan.groups, strict=True))
+    log.info("teacher embeddings for %d clips (%d computed, %d cached) in %.0f s", len(data.clips), got.computed,
+             got.cached, time.perf_counter() - t0)
+    return {"model": "musicnn MSD_musicnn", "licence": LICENCE, "version": got.version,
+            "embeddings_computed": got.computed, "embeddings_cached": got.cached,
+            "seconds": time.perf_counter() - t0}
 
 
 def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,

@@ -357,3 +357,23 @@ def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
         assert sorted(f["train"] + f["test"]) == list(range(len(ids)))  # every clip on exactly one side
         assert {part[ids[i]] for i in f["test"]} == {f["fold"]} and f["fold"] not in {part[ids[i]] for i in f["train"]}
         assert f["probs"] == len(f["labels"]) == 4
+
+
+@pytest.mark.slow
+def test_the_distilled_recipe_fetches_the_teacher_and_reports_its_head(tmp_path: Path) -> None:
+    """``--recipe distilled`` embeds every clip with the teacher, cross-fits its head on the training clips,
+    trains the student on the mixed targets and reports the teacher's own row beside the student's."""
+    out = tmp_path / "bundle"
+    proc = _run(["train", "--quick", "--no-degrade", "--recipe", "distilled", "--data", str(GTZAN), "--out", str(out),
+                 "--workers", "2", "--threads", "1"], cwd=tmp_path, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shipped = json.loads((out / "report.json").read_text())["shipped"]
+    assert shipped["recipe"]["name"] == "distilled" and shipped["recipe"]["teacher_weight"] > 0
+    teacher = shipped["teacher"]
+    assert teacher["embeddings_computed"] + teacher["embeddings_cached"] == shipped["train_clips"] + shipped[
+        "test_clips"]
+    assert 0.0 <= teacher["head_float"]["clip_accuracy"] <= 1.0 and "ISC" in teacher["licence"]
+    assert "The teacher" in (out / "report.md").read_text()
+    from edge.bundle import load_bundle
+
+    assert load_bundle(out).model.quantized

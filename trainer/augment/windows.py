@@ -45,12 +45,16 @@ def sample_crops(
     spec: FeatureSpec,
     rng: np.random.Generator,
     clean_out: FloatArray | None = None,
+    teacher: Sequence[FloatArray] | None = None,
+    teacher_out: FloatArray | None = None,
 ) -> tuple[FloatArray, IntArray]:
     """Random training windows: ``versions[i]`` are clip i's frame matrices (clean first, then augmented).
 
     Class-balanced when the recipe asks (every genre equally likely per window), else clip-uniform.
     ``clean_out`` (n_windows, frames, n_mfcc), if given, receives the clean window at the same frames
     as each crop (room copies are frame-aligned with their clip), without changing the random draws.
+    ``teacher[i]`` (n_starts, n_classes), if given, is clip i's target per window start frame
+    (trainer.teacher.targets.frame_table); ``teacher_out`` (n_windows, n_classes) receives each crop's.
     """
     n_classes = int(labels.max()) + 1
     if recipe.balanced_sampling:
@@ -73,6 +77,9 @@ def sample_crops(
             clean = clip_versions[0]
             at = min(start, clean.shape[0] - n)
             clean_out[j] = clean[at : at + n]
+        if teacher is not None and teacher_out is not None:
+            table = teacher[int(i)]
+            teacher_out[j] = table[min(start, table.shape[0] - 1)]
     return out, labels[clip_idx]
 
 

@@ -54,6 +54,12 @@ class Recipe:
     # household noise are rejected instead of announced as a genre. Shipped models only: ``compare``
     # measures the recipes on the genre task alone and sets this to 0.
     negatives: int = 0
+    # Distillation (trainer.teacher): each training window's target is (1 - teacher_weight) x its label +
+    # teacher_weight x the teacher head's distribution for the same 3 s of clean audio, softened by
+    # teacher_temperature; training clips get cross-fitted targets (teacher_folds artist-grouped folds).
+    teacher_weight: float = 0.0
+    teacher_temperature: float = 2.0
+    teacher_folds: int = 5
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +103,16 @@ DEFAULT = Recipe(
     "class 'not_music' learned from 60 synthetic speech/noise clips",
 )
 
-RECIPES = {r.name: r for r in (VELARDO, DEFAULT)}
+DISTILLED = dataclasses.replace(
+    DEFAULT,
+    name="distilled",
+    teacher_weight=0.7,
+    teacher_temperature=2.0,
+    notes=DEFAULT.notes + "; distilled: every training window (a room copy) also learns the musicnn teacher's "
+    "cross-fitted genre distribution for the same 3 s of clean audio (label 0.3 + teacher 0.7, temperature 2)",
+)
+
+RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED)}
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:

@@ -20,6 +20,7 @@ from edge.features import normalize_window
 from edge.spec import FeatureSpec
 from trainer.augment.windows import cut_windows, mixup, one_hot, sample_crops, spec_augment
 from trainer.model.recipes import Recipe
+from trainer.teacher.targets import distill_targets
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -120,11 +121,13 @@ def train(
     threads: int | None = None,
     monitor: tuple[FloatArray, IntArray] | None = None,
     fixed_windows: tuple[FloatArray, IntArray] | None = None,
+    teacher: Sequence[FloatArray] | None = None,
 ) -> TrainedModel:
     """Train ``recipe`` on clips (``versions[i]``: clip i's clean frames then its augmented copies).
 
     ``fixed_windows`` overrides window sampling (the leaky segment split trains on given segments).
     ``monitor`` (raw windows, labels) is only logged per epoch for the curves, never used to select.
+    ``teacher[i]``: clip i's soft target per window start frame (distillation, ``recipe.teacher_weight``).
     """
     tf = configure_tf(seed, threads)
     import keras  # lazy: only after configure_tf has seeded and pinned TensorFlow
@@ -162,8 +165,13 @@ def train(
             x, y = fixed_input[order], one_hot(seg_y[order], n_classes)
         else:
             clean = np.empty((per_epoch, *spec.input_shape), dtype=np.float32) if recipe.consistency else None
-            raw, ys = sample_crops(versions, labels, per_epoch, recipe, spec, rng, clean_out=clean)
+            soft = np.empty((per_epoch, n_classes), dtype=np.float32) if teacher is not None else None
+            raw, ys = sample_crops(versions, labels, per_epoch, recipe, spec, rng, clean_out=clean, teacher=teacher,
+                                   teacher_out=soft)
             x, y = prepare(raw, spec, recipe), one_hot(ys, n_classes)
+            if soft is not None:
+                # CE against this mix = (1 - w) CE(label) + w KL(teacher || student) + const.
+                y = distill_targets(y, soft, recipe.teacher_weight)
             if clean is not None:
                 weight = recipe.consistency * min(1.0, epoch / max(1.0, recipe.epochs / 2))
                 y = (1 - weight) * y + weight * predict(trained, clean)

@@ -232,6 +232,14 @@ def render_md(doc: dict[str, Any]) -> str:
             out += ["Held-out clips through the room chain (int8, clip macro %): " +
                     ", ".join(f"{k} {_pct(v['clip_macro_accuracy'])}" for k, v in rob.items()), ""]
         out += _false_genre_lines(shipped.get("false_genre", {}))
+        teacher = shipped.get("teacher") or {}
+        if "head_float" in teacher:
+            head = teacher["head_float"]
+            out += [f"The teacher ({teacher.get('model', 'musicnn')}, licence {teacher.get('licence', '?')}; never on "
+                    "the Pi): its genre head, fitted on the same training clips, on the same test clips (clean): "
+                    f"clip accuracy {_pct(head['clip_accuracy'])} %, clip macro {_pct(head['clip_macro_accuracy'])} %"
+                    " — what the knowledge is worth before it is squeezed into the student. Per genre:", "",
+                    *_per_genre(teacher["per_genre_clip"]), ""]
         out += ["Per genre (clip level, int8, held-out test):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
                 "![confusion](confusion.png) ![curves](curves.png)", "",
                 f"Rebuild: `{shipped['command']}`", ""]

@@ -29,6 +29,8 @@ from trainer.evaluate.metrics import confusion, mean_std, per_class, thin_genres
 from trainer.evaluate.scores import ClipWindows, Scores, evaluate, score
 from trainer.model.recipes import Recipe
 from trainer.model.train import predict, train
+from trainer.teacher import distill
+from trainer.teacher.embed import ClipEmbedding
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -48,6 +50,9 @@ class Data:
     y: IntArray
     store: FeatureStore
     skipped: list[Skipped] = field(default_factory=list)
+    # Teacher embeddings and artist groups by clip id: set for recipes that distil (trainer.teacher).
+    teacher: dict[str, ClipEmbedding] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.y == i)) for i, name in enumerate(self.labels)}
@@ -58,14 +63,15 @@ class Data:
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> Data:
         idx = np.flatnonzero(mask)
-        return Data([self.clips[i] for i in idx], self.labels, self.y[idx], self.store, self.skipped)
+        return Data([self.clips[i] for i in idx], self.labels, self.y[idx], self.store, self.skipped, self.teacher,
+                    self.groups)
 
     def restrict(self, genres: Sequence[str]) -> Data:
         """Only the clips of ``genres``, relabelled over those genres alone (a 4-genre task is not 10)."""
         keep = [c for c in self.clips if c.genre in set(genres)]
         labels = tuple(sorted({c.genre for c in keep}))
         return Data(keep, labels, np.array([labels.index(c.genre) for c in keep], dtype=np.int64), self.store,
-                    self.skipped)
+                    self.skipped, self.teacher, self.groups)
 
 
 def find_clips(root: Path, quick: bool) -> tuple[list[Clip], list[Skipped]]:
@@ -155,14 +161,25 @@ def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: 
     y_test = data.y[test_idx]
     clean_cw = ClipWindows.build([store.get(data.clips[i].clip_id) for i in test_idx], y_test, spec, hop)
     mon = (clean_cw.windows, y_test[clean_cw.owner]) if monitor else None
-    trained = train(recipe, spec, versions, data.y[train_idx], seed=seed, threads=threads, monitor=mon)
     n = len(data.labels)
+    extra: dict[str, Any] = {}
+    tables = None
+    if recipe.teacher_weight:
+        ids = [data.clips[i].clip_id for i in train_idx]
+        emb = distill.of(data.teacher, ids)
+        tables = distill.teacher_tables(emb, data.y[train_idx], [data.groups.get(c, c) for c in ids],
+                                        [v[0].shape[0] for v in versions], spec,
+                                        temperature=recipe.teacher_temperature, folds=recipe.teacher_folds, seed=seed)
+        test_emb = distill.of(data.teacher, [data.clips[i].clip_id for i in test_idx])
+        extra["teacher_head"] = distill.head_scores(emb, data.y[train_idx], test_emb, y_test, n, seed)
+    trained = train(recipe, spec, versions, data.y[train_idx], seed=seed, threads=threads, monitor=mon,
+                    teacher=tables)
     scores = {CONDITIONS_CLEAN: evaluate(lambda w: predict(trained, w), clean_cw, n)}
     for sev in severities:
         frames = [store.get(data.clips[i].clip_id, eval_variant(sev)) for i in test_idx]
         cw = ClipWindows.build(frames, y_test, spec, hop)
         scores[sev] = evaluate(lambda w: predict(trained, w), cw, n)
-    return FoldResult(scores, y_test, trained.seconds, trained.params, trained)
+    return FoldResult(scores, y_test, trained.seconds, trained.params, trained, extra)
 
 
 def segment_split_fold(recipe: Recipe, data: Data, folds: IntArray, fold: int, owners: IntArray,

@@ -100,7 +100,13 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
     }
     write_bundle_json(out, spec, meta)
     clean = per_condition[CONDITIONS_CLEAN]
+    teacher: dict[str, Any] = {}
+    if "teacher_head" in result.extra:
+        head = result.extra["teacher_head"]
+        teacher = {"head_float": head.summary(),
+                   "per_genre_clip": per_class(confusion(y_test, head.clip_pred, n), data.labels)}
     return {
+        "teacher": teacher,
         "clip_accuracy_float": per_condition["float"]["clip_accuracy"],
         "clip_accuracy_int8": clean["clip_accuracy"],
         "clip_macro_accuracy_float": per_condition["float"]["clip_macro_accuracy"],
