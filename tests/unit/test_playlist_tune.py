@@ -60,5 +60,15 @@ def test_objective_penalises_each_goal_it_misses() -> None:
     g = Goals()
     assert objective({**ok, "within_song_changes_per_min": 1.0}) == pytest.approx(0.85 - g.penalty * 1.0)
     assert objective({**ok, "genre_share_not_music": float("nan")}) == pytest.approx(0.85)  # unmeasured: no penalty
+
+
+def test_a_genre_published_for_not_music_weighs_five_times_any_other_miss() -> None:
+    ok = {"settled_accuracy": 0.9, "time_accuracy": 0.8, "within_song_changes_per_min": 0.2,
+          "switch_latency_s.median": 5.0, "switch_latency_s.p90": 10.0, "genre_share_not_music": 0.0}
+    g = Goals()
+    flappy = objective({**ok, "within_song_changes_per_min": 2 * g.within_song_changes_per_min})
+    talky = objective({**ok, "genre_share_not_music": 2 * g.genre_share_not_music})
+    assert objective(ok) - talky == pytest.approx(5 * (objective(ok) - flappy))
+    assert talky < flappy
     with pytest.raises(ValueError, match="one truth per playlist"):
         tune_search([probs for probs, _ in [_stream(0, songs=1)]], [], LABELS, DecisionParams())
