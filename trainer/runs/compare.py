@@ -142,7 +142,7 @@ class FoldResult:
     seconds: float
     params: int
     trained: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)  # what a compare on_fold hook returned
+    extra: dict[str, Any] = field(default_factory=dict)  # "teacher_head" Scores, or what an on_fold hook returned
 
 
 def fit_and_evaluate(recipe: Recipe, data: Data, train_idx: IntArray, test_idx: IntArray, *, seed: int,
