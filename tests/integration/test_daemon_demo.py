@@ -55,6 +55,9 @@ def test_demo_ctrl_c_stops_everything_it_started(tiny_bundle: Path, music_file: 
     proc = subprocess.Popen(
         ["bash", str(DEMO), str(music_file)], env=demo_env(tiny_bundle, SPEED="5"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # A terminal's shell has SIGINT at its default; a test runner started in the background (`cmd &` in a
+        # script, as CI rehearsals were) passes it on ignored, and bash cannot trap a signal ignored at entry.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
@@ -74,6 +77,10 @@ def test_demo_ctrl_c_stops_everything_it_started(tiny_bundle: Path, music_file: 
     while (alive := [pid for pid in children if _running(pid)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive, f"left running: {alive}"
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _running(pid: str) -> bool:
