@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 
-from edge.scoring import mean_log_probs
 from trainer.data.split import grouped_folds
 from trainer.teacher.embed import ClipEmbedding
 
@@ -69,7 +68,3 @@ def cross_fitted(clips: Sequence[ClipEmbedding], labels: IntArray, groups: Seque
             out[int(i)] = head.predict(clips[int(i)].embedding)
     return out
 
-
-def clip_verdicts(head: GenreHead, clips: Sequence[ClipEmbedding]) -> FloatArray:
-    """Clip log-probability verdicts (mean of patch log-probabilities), as the student's clips are scored."""
-    return np.stack([mean_log_probs(head.predict(c.embedding)) for c in clips]).astype(np.float32)
