@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.bundle import Bundle
-from edge.features import MfccEngine, mfcc, normalize_window, window_starts
+from edge.features import make_engine, mfcc, normalize_window, window_starts
 from edge.scoring import mean_log_probs
 
 
@@ -26,7 +26,7 @@ def classify_signal(
 ) -> list[WindowResult]:
     """Every full window of ``signal`` (mono, at ``bundle.spec.sample_rate``), ``hop_frames`` apart."""
     spec = bundle.spec
-    frames = mfcc(signal, spec, MfccEngine(spec))
+    frames = mfcc(signal, spec, make_engine(spec))
     scratch = np.empty(spec.input_shape, dtype=np.float32)
     span_s = spec.window_span_samples / spec.sample_rate
     results = []

@@ -69,6 +69,14 @@ class TfliteModel:
 
     def predict(self, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """One normalised window (frames, coefficients) -> class probabilities (n_labels,)."""
+        out = self.run(window)
+        np.clip(out, 0.0, None, out=out)
+        total = float(out.sum())
+        # int8 softmax outputs sum to 1 only approximately; renormalise so log-probs are comparable.
+        return out / total if total > 0 else np.full_like(out, 1.0 / out.size)
+
+    def run(self, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """One window -> the model's output as float, flattened (embeddings, tag scores: no renormalising)."""
         src = np.asarray(window, dtype=np.float32).reshape(self._buffer.shape)
         if self._in_scale:
             # Quantise into scratch space: the caller's window (often a read-only ring view) stays intact.
@@ -83,13 +91,10 @@ class TfliteModel:
         self._interp.set_tensor(self._in["index"], self._buffer)
         self._interp.invoke()
         raw = self._interp.get_tensor(self._out["index"]).reshape(-1)
-        out = raw.astype(np.float32)
+        out: npt.NDArray[np.float32] = raw.astype(np.float32)
         if self._out_scale:
             out = (out - self._out_zero) * self._out_scale
-        np.clip(out, 0.0, None, out=out)
-        total = float(out.sum())
-        # int8 softmax outputs sum to 1 only approximately; renormalise so log-probs are comparable.
-        return out / total if total > 0 else np.full_like(out, 1.0 / out.size)
+        return out
 
 
 def _quant(details: dict[str, Any]) -> tuple[float, int]:

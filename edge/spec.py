@@ -13,8 +13,12 @@ from typing import Any
 
 from edge.errors import SpecError
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: ``front_end`` (a v1 spec is an MFCC spec and still loads)
 WINFUNCS = ("hann", "hamming", "rect")
+# "mfcc": python_speech_features' MFCCs (the small CNN recipes). "musicnn": the pretrained tagger's input,
+# power mel (Slaney, 96 bands at 16 kHz) -> log10(10000 x + 1), kept as all n_mels cepstral coefficients of
+# an orthonormal DCT-II (lossless: the model's first op is the inverse DCT, so the tagger reads its own input).
+FRONT_ENDS = ("mfcc", "musicnn")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class FeatureSpec:
     """
 
     labels: tuple[str, ...]
+    front_end: str = "mfcc"
     sample_rate: int = 22050
     window_s: float = 3.0
     hop_s: float = 1.0
@@ -114,6 +119,8 @@ class FeatureSpec:
         version = data.get("spec_version", SPEC_VERSION)
         if not isinstance(version, int) or isinstance(version, bool):
             raise SpecError(f"spec_version must be an integer, got {version!r}")
+        if version < 1:
+            raise SpecError(f"spec_version must be >= 1, got {version}")
         if version > SPEC_VERSION:
             raise SpecError(
                 f"spec_version {version} is newer than this software understands ({SPEC_VERSION}); upgrade genre-pi"
@@ -127,6 +134,7 @@ class FeatureSpec:
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             kwargs[name] = _coerce(name, value)
+        kwargs["spec_version"] = SPEC_VERSION  # every older version's keys mean the same today (v1 = mfcc)
         return cls(**kwargs)
 
 
@@ -151,9 +159,9 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false, got {value!r}")
         return value
-    if name == "winfunc":
+    if name in ("winfunc", "front_end"):
         if not isinstance(value, str):
-            raise SpecError(f"winfunc must be a string, got {value!r}")
+            raise SpecError(f"{name} must be a string, got {value!r}")
         return value
     if name == "labels":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -194,6 +202,15 @@ def _problems(spec: FeatureSpec) -> list[str]:
         out.append("need 0 <= low_hz < high_hz <= sample_rate/2")
     if spec.mel_floor_db is not None and not 0 < spec.mel_floor_db <= 200:
         out.append(f"mel_floor_db must be in (0, 200] dB or null, got {spec.mel_floor_db}")
+    if spec.front_end not in FRONT_ENDS:
+        out.append(f"front_end must be one of {', '.join(FRONT_ENDS)}, got {spec.front_end!r}")
+    elif spec.front_end == "musicnn":
+        # The tagger reads its mel spectrum back through the inverse DCT: every coefficient must be kept, and
+        # nothing MFCC-only may touch it.
+        if spec.n_mfcc != spec.n_mels:
+            out.append(f"front_end musicnn keeps all n_mels coefficients: n_mfcc must be {spec.n_mels}")
+        if spec.preemph or spec.ceplifter or spec.append_energy or spec.cmn or spec.cvn or spec.mel_floor_db:
+            out.append("front_end musicnn takes no preemph, ceplifter, append_energy, cmn, cvn or mel_floor_db")
     if spec.winfunc not in WINFUNCS:
         out.append(f"winfunc must be one of {', '.join(WINFUNCS)}, got {spec.winfunc!r}")
     if not 0 <= spec.preemph < 1:
@@ -215,3 +232,11 @@ def _problems(spec: FeatureSpec) -> list[str]:
     if spec.spec_version != SPEC_VERSION:
         out.append(f"spec_version {spec.spec_version} is not {SPEC_VERSION}")
     return out
+
+
+def musicnn_spec(labels: tuple[str, ...], hop_s: float = 1.0) -> FeatureSpec:
+    """The spec of a tagger bundle: MSD_musicnn's input (16 kHz, 512-point frames every 256 samples, 96 Slaney mel
+    bands), 188 frames (3 s of centred frames in musicnn's own patches) per window."""
+    return FeatureSpec(labels=labels, front_end="musicnn", sample_rate=16000, window_s=(187 * 256 + 512) / 16000,
+                       hop_s=hop_s, n_mfcc=96, n_fft=512, win_length=512, hop_length=256, n_mels=96, preemph=0.0,
+                       ceplifter=0, append_energy=False)

@@ -18,18 +18,18 @@ import numpy.typing as npt
 from edge.decide.decider import Decider, Decision
 from edge.decide.gates import dbfs_from_mean_square, is_silent
 from edge.decide.params import DecisionParams
-from edge.features import MfccEngine, mfcc, normalize_window, window_starts
+from edge.features import Engine, make_engine, mfcc, normalize_window, window_starts
 from edge.spec import FeatureSpec
 
 FloatArray = npt.NDArray[np.float32]
 
 
 def window_inputs(signal: FloatArray, spec: FeatureSpec, hop_frames: int,
-                  engine: MfccEngine | None = None) -> tuple[FloatArray, npt.NDArray[np.float64],
+                  engine: Engine | None = None) -> tuple[FloatArray, npt.NDArray[np.float64],
                                                              npt.NDArray[np.float64]]:
     """(model inputs (n, frames, n_mfcc), window level in dBFS (n,), window end time in s (n,))."""
     x = np.asarray(signal, dtype=np.float32)
-    frames = mfcc(x, spec, engine or MfccEngine(spec))
+    frames = mfcc(x, spec, engine or make_engine(spec))
     starts = np.asarray(window_starts(frames.shape[0], spec, hop_frames), dtype=np.int64)
     n, span = starts.size, spec.window_span_samples
     inputs = np.empty((n, *spec.input_shape), dtype=np.float32)
