@@ -17,7 +17,7 @@ import edge
 import trainer
 
 FEATURE_PACKAGES = ("data", "augment")  # under trainer/
-EDGE_FEATURE_MODULES = ("audio.py", "features.py", "spec.py")  # under edge/
+EDGE_FEATURE_MODULES = ("audio.py", "features.py", "melbank.py", "spec.py")  # under edge/
 
 
 def feature_sources(trainer_dir: Path | None = None, edge_dir: Path | None = None) -> list[tuple[str, Path]]:

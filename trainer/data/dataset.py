@@ -29,8 +29,8 @@ from edge.audio import load_audio
 from edge.errors import EX_DATAERR, GenreError, UsageError
 from edge.features import mfcc
 from edge.spec import FeatureSpec
-from trainer.augment.degrade import augment, degrade
 from trainer.data.code_tag import feature_code_tag
+from trainer.data.variants import variant_audio
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +150,6 @@ def spec_cache_tag(spec: FeatureSpec) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def variant_seed(sha256: str, *parts: int | str) -> int:
-    """A stable 63-bit seed from the clip's content hash and the variant, independent of run order."""
-    text = "/".join([sha256, *map(str, parts)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
-
-
 @dataclass
 class FeatureStore:
     """Raw MFCC frames per (clip_id, variant); variant is "clean", "eval/<severity>" or "aug/<k>"."""
@@ -171,7 +165,7 @@ class FeatureStore:
 
 def _cache_path(cache_dir: Path, spec_tag: str, sha: str, variant: str, code_tag: str, aug_seed: int) -> Path:
     extra = f"-{code_tag}"  # every variant, clean too: decoding and the MFCC are code as well
-    if variant.startswith("aug/"):
+    if variant.startswith(("aug/", "noise/")):
         extra += f"-s{aug_seed}"
     name = f"{sha[:32]}-{variant.replace('/', '_')}{extra}.npy"
     return cache_dir / f"features-v{CACHE_VERSION}-{spec_tag}" / name
@@ -194,18 +188,7 @@ def _extract_one(job: tuple[str, str, str, list[str], dict[str, Any], str, str, 
         target = _cache_path(Path(cache_dir), tag, sha, variant, code_tag, aug_seed)
         if target.exists():
             continue
-        if variant == "clean":
-            signal = audio
-        elif variant.startswith("eval/"):
-            severity = variant.split("/", 1)[1]
-            seed = variant_seed(sha, "eval", severity)
-            signal = degrade(audio, spec.sample_rate, severity, seed, purpose="eval", cache_dir=Path(cache_dir))
-        elif variant.startswith("aug/"):
-            k = int(variant.split("/", 1)[1])
-            rng = np.random.default_rng(variant_seed(sha, "aug", aug_seed, k))
-            signal = augment(audio, spec.sample_rate, rng, cache_dir=Path(cache_dir))
-        else:
-            raise ValueError(f"unknown feature variant {variant!r}")
+        signal = variant_audio(audio, spec.sample_rate, sha, variant, Path(cache_dir), aug_seed)
         feats = mfcc(np.asarray(signal, dtype=np.float32), spec)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")

@@ -8,7 +8,8 @@ training clip's room copies were never computed (issue 12).
 
 Feature copies ("variants") of a clip are named here and nowhere else:
 ``clean`` (the file as is), ``eval/<severity>`` (an evaluation room, only for clips that are scored)
-and ``aug/<k>`` (the k-th training room copy, only for clips that are trained on).
+and ``aug/<k>`` (the k-th training room copy, only for clips that are trained on), ``noise/<k>`` (the k-th
+wide-noise training copy). ``trainer.data.variants`` turns each name into audio.
 
 A split maps every clip id to a part number: for ``folds`` the fold (0..n-1; fold f is tested while
 the others train), for ``holdout`` 0 = train and 1 = test. ``-1`` means the clip takes no part (the
@@ -52,9 +53,12 @@ def eval_variants(severities: Sequence[str]) -> list[str]:
     return [eval_variant(s) for s in severities]
 
 
-def aug_variants(copies: int, severities: Sequence[str]) -> list[str]:
-    """The room copies a training clip needs besides ``clean``; none when the room chain is off."""
-    return [aug_variant(k) for k in range(copies)] if severities else []
+def aug_variants(copies: int, severities: Sequence[str], noise_copies: int = 0) -> list[str]:
+    """The room copies (``aug/k``) and wide-noise copies (``noise/k``) a training clip needs besides ``clean``;
+    none when the room chain is off."""
+    if not severities:
+        return []
+    return [aug_variant(k) for k in range(copies)] + [f"noise/{k}" for k in range(noise_copies)]
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from edge.decide.batch import decide_windows, window_inputs
 from edge.decide.params import BASELINE, DecisionParams
 from edge.decide.states import REJECT_LABELS
 from edge.spec import FeatureSpec
-from trainer.augment.degrade import degrade
-from trainer.data.dataset import variant_seed
+from trainer.data.seeds import variant_seed
+from trainer.data.variants import room
 from trainer.evaluate.metrics import mean_std
 from trainer.evaluate.playlist import (
     PlaylistConfig,
@@ -42,7 +42,6 @@ from trainer.evaluate.tune_rule import tune_search
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
 Predict = Callable[[FloatArray], FloatArray]  # normalised model inputs (n, ...) -> probabilities (n, labels)
-DAEMON_HOP_S = 1.0  # genre-daemon's default pipeline.hop_s
 PLAYLIST_S = 600.0  # aim for ~10 min per playlist: long enough to settle, short enough to degrade quickly
 CLEAN = "clean"
 
@@ -99,14 +98,14 @@ def playlist_runs(clips: Mapping[str, tuple[str, FloatArray]], spec: FeatureSpec
     n_playlists = max(1, min(len(songs), round(total_s / st.playlist_s)))
     plans = plan_playlists(songs, n_playlists, sr, seed, st.config, not_music=not_music, name=name)
     audio_of = {cid: audio for cid, (_, audio) in clips.items()}
-    hop_frames = spec.frames_for(DAEMON_HOP_S)
+    hop_frames = spec.hop_frames  # the hop the bundle ships with: genre-daemon's default, the rule's unit
     hop_s = hop_frames * spec.hop_length / sr
     runs = []
     for plan in plans:
         clean = render(plan, clip_audio_for(plan, audio_of, purpose), seed, st.config)
         for cond in conditions:
-            audio = clean if cond == CLEAN else degrade(clean, sr, cond, variant_seed(plan.name, seed, cond),
-                                                        purpose=purpose, cache_dir=cache_dir)
+            audio = clean if cond == CLEAN else room(clean, sr, cond, variant_seed(plan.name, seed, cond), cache_dir,
+                                                     purpose=purpose)
             inputs, rms, end_s = window_inputs(np.asarray(audio, dtype=np.float32), spec, hop_frames)
             runs.append(PlaylistRun(plan, cond, predict(inputs), rms, plan.truth(end_s, hop_s)))
     return runs

@@ -22,9 +22,9 @@ from edge.decide.classifier import Classifier, Model
 from edge.decide.params import DecisionParams
 from edge.decide.states import PUBLISHED_NON_GENRES
 from edge.spec import FeatureSpec
-from trainer.augment.degrade import degrade
-from trainer.data.dataset import variant_seed
 from trainer.data.negatives import KINDS, NEGATIVE_LABEL, write_negative_clips
+from trainer.data.seeds import variant_seed
+from trainer.data.variants import room
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -60,9 +60,9 @@ def false_genre_report(model: Model, spec: FeatureSpec, *, cache_dir: Path, seve
         for i, path in enumerate(paths):
             audio = load_audio(path, spec.sample_rate)
             if condition != "clean":
-                audio = degrade(audio, spec.sample_rate, condition, variant_seed(path.name, "reject", condition),
-                                purpose="eval", cache_dir=cache_dir)
-            verdicts = daemon_verdicts(audio, spec, model, params)
+                audio = room(audio, spec.sample_rate, condition, variant_seed(path.name, "reject", condition),
+                             cache_dir)
+            verdicts = daemon_verdicts(audio, spec, model, params, spec.hop_s)
             genre_windows = sum(v not in NOT_A_GENRE for v in verdicts)
             kind = KINDS[i % len(KINDS)]
             by_kind[kind][0] += genre_windows

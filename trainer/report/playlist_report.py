@@ -27,7 +27,6 @@ from edge.decide.states import genre_labels, is_reject
 from trainer.evaluate.playlist import Song, select_songs
 from trainer.evaluate.playlist_eval import (
     CLEAN,
-    DAEMON_HOP_S,
     FoldPlaylists,
     PlaylistSetup,
     Predict,
@@ -122,7 +121,7 @@ def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
 def setup_notes() -> dict[str, Any]:
     cfg = TEST_SETUP.config
     return {
-        "hop_s": DAEMON_HOP_S,
+        "hop_s": "the bundle's (model.json feature_spec.hop_s), genre-daemon's default",
         "test_clips_per_genre_max": TEST_SETUP.max_per_genre, "tune_clips_per_genre_max": TUNE_SETUP.max_per_genre,
         "playlist_s": TEST_SETUP.playlist_s, "gap_share": cfg.gap_share, "gap_s": list(cfg.gap_s),
         "crossfade_share": cfg.crossfade_share, "crossfade_s": list(cfg.crossfade_s),
