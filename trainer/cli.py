@@ -17,7 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.errors import EX_USAGE, GenreError, UsageError
+from edge.spec import musicnn_spec
+from trainer.augment.unseen import UNSEEN_CONDITIONS
 from trainer.data.dataset import DatasetError, default_cache_dir
 from trainer.data.groups import artist_groups, complete_genres, read_artist_meta, read_fault_filtered
 from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
@@ -41,6 +45,10 @@ from trainer.runs.compare import (
     velardo_segments,
 )
 from trainer.runs.ship import ship
+from trainer.tagger.embed import embed_windows
+from trainer.tagger.export import embedding_model
+from trainer.tagger.fit import TaggerData
+from trainer.tagger.ship import ship_tagger
 from trainer.teacher.embed import embed_clips
 from trainer.teacher.wheel import LICENCE
 
@@ -184,6 +192,8 @@ def _train(args: argparse.Namespace, command: str) -> int:
     labels = tuple(sorted({c.genre for c in clips}))
     if args.split == "segment":
         return _train_leaky(args, command, recipe, clips, skipped, cache, data_dir)
+    if recipe.family == "tagger":
+        return _train_tagger(args, command, recipe, clips, skipped, cache, data_dir, severities, started)
     spec = base_spec(labels, recipe)
     # Decode first, then plan over what decodes: one plan decides the split and every clip's feature copies
     # (room copies for training clips, evaluation rooms for test clips), and ship() trains on that same plan.
@@ -192,11 +202,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
     plan = train_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol,
                       test_fraction=args.test_fraction, seed=args.seed, train_copies=train_copies(recipe, severities),
                       test_copies=eval_variants(severities), skipped=_skipped(skipped))
-    holdout = plan.split(HOLDOUT)
-    plan.save(args.out, extra={"by": protocol, "stratified": True, "seed": args.seed,
-                               "test_fraction": args.test_fraction,
-                               "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
-                               "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
+    _save_plan(args, plan, protocol)
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
     teacher_info = _attach_teacher(data, plan, recipe, cache, args.workers)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
@@ -226,6 +232,56 @@ def _train(args: argparse.Namespace, command: str) -> int:
     log.info("bundle written to %s: clip acc int8 %.3f (float %.3f), macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_accuracy_float"], shipped["clip_macro_accuracy_int8"],
              shipped["tflite_bytes"], shipped["wall_seconds"])
+    return 0
+
+
+def _save_plan(args: argparse.Namespace, plan: Any, protocol: str) -> None:
+    holdout = plan.split(HOLDOUT)
+    plan.save(args.out, extra={"by": protocol, "stratified": True, "seed": args.seed,
+                               "test_fraction": args.test_fraction,
+                               "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
+                               "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
+
+
+def _train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
+                  data_dir: Path, severities: tuple[str, ...], started: float) -> int:
+    """``train`` for the tagger family: the same plan and report, embeddings instead of MFCC features."""
+    labels = tuple(sorted({c.genre for c in clips}))
+    spec = musicnn_spec(labels, recipe.hop_s or 1.0)
+    clips, skipped, _ = decodable(clips, skipped, spec, cache, args.workers)
+    groups, protocol = _groups(data_dir, clips)
+    copies = train_copies(recipe, severities)
+    conditions = (*severities, *UNSEEN_CONDITIONS) if severities else ()
+    plan = train_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol,
+                      test_fraction=args.test_fraction, seed=args.seed, train_copies=copies,
+                      test_copies=eval_variants(conditions), skipped=_skipped(skipped))
+    _save_plan(args, plan, protocol)
+    emb = embed_windows(clips, plan.variants, spec, embedding_model(cache), cache, hop_frames=spec.frames_per_window,
+                        workers=args.workers)
+    if emb.failed:
+        raise DatasetError(f"the tagger could not read {len(emb.failed)} clips: {next(iter(emb.failed.values()))}")
+    y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
+    data = TaggerData(list(clips), labels, y, emb, spec)
+    log.info("tagger embeddings for %d clips (%d copies computed, %d cached) in %.0f s; held-out split by %s",
+             len(clips), emb.computed, emb.cached, time.perf_counter() - started, protocol)
+    shipped = ship_tagger(recipe, data, args.out, plan=plan, copies=copies, conditions=conditions,
+                          severities=severities, seed=args.seed, command=command, cache_dir=cache,
+                          false_genre_clips=6 if args.quick else 24)
+    shipped["wall_seconds"] = time.perf_counter() - started
+    playlist_run = shipped.pop("playlist_run")
+    plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], labels,
+                   f"held-out clips, shipped tagger ({shipped['test_clips']} clips)")
+    plot_timelines(args.out, "playlist", playlist_run.timeline, labels,
+                   "shipped tagger, held-out clips, its tuned rule: truth above, published below")
+    section = {"root": str(data_dir), "clips": len(clips), "counts": data.counts(),
+               "core_counts": {g: sum(1 for c in clips if c.core and c.genre == g) for g in labels},
+               "skipped": _skipped(skipped), "skipped_count": len(skipped),
+               "features_computed": emb.computed, "features_cached": emb.cached}
+    update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
+                             "recipe_definitions": {recipe.name: recipe.to_dict()}})
+    log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,
+             shipped["clip_accuracy_int8"], shipped["clip_macro_accuracy_int8"], shipped["tflite_bytes"],
+             shipped["wall_seconds"])
     return 0
 
 

@@ -60,6 +60,16 @@ class Recipe:
     teacher_weight: float = 0.0
     teacher_temperature: float = 2.0
     teacher_folds: int = 5
+    # Which model family: "cnn" (the small MFCC networks above, trainer.model.train) or "tagger" (the frozen
+    # pretrained musicnn + a linear genre head, trainer.tagger). A tagger recipe reads only: aug_copies,
+    # noise_copies, negatives, head_c, hop_s.
+    family: str = "cnn"
+    # Wide-noise training copies per clip (trainer.augment.noise_aug: any colour, 0-30 dB SNR), besides aug_copies.
+    noise_copies: int = 0
+    head_c: float = 0.05  # the linear head's inverse L2 strength (1706 standardised inputs)
+    # The hop the bundle ships with (FeatureSpec.hop_s; the daemon's default, the rule is tuned at it). None =
+    # the spec's default. The tagger costs ~41 ms a window on one x86 core: 1.5 s keeps it under 3 %.
+    hop_s: float | None = None
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,7 +122,27 @@ DISTILLED = dataclasses.replace(
     "cross-fitted genre distribution for the same 3 s of clean audio (label 0.3 + teacher 0.7, temperature 2)",
 )
 
-RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED)}
+TAGGER_LINEAR = Recipe(
+    name="tagger_linear",
+    model="musicnn_msd+linear",
+    family="tagger",
+    negatives=60,
+    hop_s=1.5,
+    notes="the pretrained MSD_musicnn tagger, frozen, and a class-balanced logistic-regression genre head on its "
+    "window embedding (mean pool + max pool + penultimate, 1706 values), fitted on clean training windows only",
+)
+
+TAGGER = dataclasses.replace(
+    TAGGER_LINEAR,
+    name="tagger",
+    aug_copies=2,
+    noise_copies=2,
+    notes="the tagger_linear recipe with its head fitted on clean windows + 2 room copies (the training room chain) "
+    "+ 2 wide-noise copies (any colour from white to brown, 0-30 dB SNR, random EQ and band limits) per clip, so "
+    "it learns that noise and rooms are not genre",
+)
+
+RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED, TAGGER_LINEAR, TAGGER)}
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:

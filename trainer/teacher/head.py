@@ -24,6 +24,24 @@ IntArray = npt.NDArray[np.int64]
 C = 0.05  # inverse L2 strength: 1706 standardised dimensions, a few thousand patches
 
 
+_ABSENT_LOGIT = -30.0  # a class no training example had: probability ~e-30 in the exported graph
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """``softmax(embedding @ weight + bias)``: a fitted head with its standardisation folded in, as it is exported."""
+
+    weight: FloatArray  # (embedding dim, n_classes)
+    bias: FloatArray  # (n_classes,)
+
+    def predict(self, embedding: FloatArray) -> FloatArray:
+        logits = np.asarray(embedding, dtype=np.float64) @ self.weight + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        out: FloatArray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return out
+
+
 @dataclass
 class GenreHead:
     mean: FloatArray
@@ -38,17 +56,36 @@ class GenreHead:
         out[:, self.model.classes_] = self.model.predict_proba(z)
         return out
 
+    def linear(self) -> LinearHead:
+        """The same head as one affine map of the raw embedding (what the TFLite graph computes)."""
+        coef = np.asarray(self.model.coef_, dtype=np.float64)  # (classes seen, dim)
+        icpt = np.asarray(self.model.intercept_, dtype=np.float64)
+        if coef.shape[0] == 1:  # sklearn keeps one row for two classes: logit difference, as softmax of (0, z)
+            coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, icpt[0]])
+        std = self.std.astype(np.float64)
+        weight = np.zeros((coef.shape[1], self.n_classes))
+        bias = np.full(self.n_classes, _ABSENT_LOGIT)
+        weight[:, self.model.classes_] = (coef / std).T
+        bias[self.model.classes_] = icpt - (coef / std) @ self.mean.astype(np.float64)
+        return LinearHead(weight.astype(np.float32), bias.astype(np.float32))
+
+
+def fit_arrays(x: FloatArray, y: IntArray, n_classes: int, seed: int = 0, c: float = C) -> GenreHead:
+    """Fit on rows ``x`` (n, dim) with labels ``y``: standardised, class-balanced, L2 strength 1/``c``."""
+    x64 = np.asarray(x, dtype=np.float64)
+    mean = x64.mean(axis=0)
+    std = np.maximum(x64.std(axis=0), 1e-6)
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=300, random_state=seed)
+    model.fit((x64 - mean) / std, y)
+    return GenreHead(mean.astype(np.float32), std.astype(np.float32), model, n_classes)
+
 
 def fit_head(clips: Sequence[ClipEmbedding], labels: IntArray, n_classes: int, seed: int = 0) -> GenreHead:
     """Fit on every patch of ``clips``; ``labels`` one per clip."""
-    x = np.concatenate([c.embedding for c in clips]).astype(np.float64)
+    x = np.concatenate([c.embedding for c in clips])
     y = np.concatenate([np.full(c.embedding.shape[0], lab, dtype=np.int64) for c, lab in zip(clips, labels,
                                                                                                strict=True)])
-    mean = x.mean(axis=0)
-    std = np.maximum(x.std(axis=0), 1e-6)
-    model = LogisticRegression(C=C, class_weight="balanced", max_iter=300, random_state=seed)
-    model.fit((x - mean) / std, y)
-    return GenreHead(mean.astype(np.float32), std.astype(np.float32), model, n_classes)
+    return fit_arrays(x, y, n_classes, seed)
 
 
 def cross_fitted(clips: Sequence[ClipEmbedding], labels: IntArray, groups: Sequence[str], n_classes: int, *,

@@ -62,7 +62,7 @@ class Musicnn:
         self._tf = tf
         self._v = {k: tf.constant(v) for k, v in variables.items()}
         self.n_params = int(sum(v.size for v in variables.values()))
-        self._fn = tf.function(self._forward, input_signature=[tf.TensorSpec((None, None, N_MELS), tf.float32)],
+        self._fn = tf.function(self.forward, input_signature=[tf.TensorSpec((None, None, N_MELS), tf.float32)],
                                reduce_retracing=True)
 
     def _bn(self, x: Any, i: int) -> Any:
@@ -81,7 +81,7 @@ class Musicnn:
         name = "dense" + (f"_{i}" if i else "")
         return self._tf.matmul(x, self._v[f"{name}/kernel"]) + self._v[f"{name}/bias"]
 
-    def _forward(self, x: Any) -> tuple[Any, Any, Any, Any]:
+    def forward(self, x: Any) -> tuple[Any, Any, Any, Any]:
         tf = self._tf
         pad_t = [[0, 0], [3, 3], [0, 0], [0, 0]]  # 'same' in time only: frequency is pooled away after
         inp = self._bn(tf.expand_dims(x, 3), 0)

@@ -80,3 +80,12 @@ def _unpack(wheel: Path, folder: Path) -> None:
             tmp = target.with_name(name + ".tmp")
             tmp.write_bytes(zf.read(f"musicnn/{MODEL}/{name}"))
             tmp.replace(target)
+
+
+def licence_text(cache_dir: Path) -> str:
+    """The wheel's own licence file (ISC, its copyright line): it travels with every bundle holding the weights."""
+    wheel = cache_dir / "teacher" / WHEEL_NAME
+    if not wheel.is_file():
+        checkpoint_dir(cache_dir)
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read("musicnn-0.1.0.dist-info/LICENSE.md").decode()

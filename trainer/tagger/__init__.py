@@ -1,0 +1,1 @@
+"""The tagger family: the frozen pretrained musicnn network + a genre head fitted here, one TFLite model."""

@@ -1,0 +1,86 @@
+"""The tagger as TFLite: cepstra in -> inverse DCT -> MSD_musicnn (frozen) -> embedding -> genre head.
+
+Two graphs share everything up to the embedding: the **embedding model** (output: 50 tag scores, then the
+1706-value embedding) that the trainer embeds every window with, and the **bundle model** (output: the genre
+head's probabilities) that ships. Both store their weights as float16 (half the bytes of float32, embeddings
+within ~0.1 %, the same speed: measured in ../shared/teacher/README.md; int8 costs accuracy or time), and both
+take one window, as the edge runs them. Training and serving read the same converter's arithmetic, so the head
+is fitted on exactly the embeddings the device computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+
+from trainer.teacher.head import LinearHead
+from trainer.teacher.musicnn import N_MELS, PATCH_FRAMES, Musicnn, read_checkpoint
+from trainer.teacher.wheel import checkpoint_dir
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float32]
+N_TAGS = 50
+EXPORT_VERSION = 1  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
+
+
+def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
+    """M with ``log_mel = cepstra @ M`` for the orthonormal DCT-II the edge front end applies."""
+    out: FloatArray = scipy.fft.idct(np.eye(n), type=2, norm="ortho", axis=1).astype(np.float32)
+    return out
+
+
+def convert(variables: dict[str, FloatArray], head: LinearHead | None) -> bytes:
+    """The embedding model (``head`` None) or the bundle model, float16-stored weights, input (1, 188, 96)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # lazy: feature workers and `genre-train --help` never load TF
+
+    net = Musicnn(variables)
+    idct = tf.constant(inverse_dct_matrix())
+    head_w = None if head is None else tf.constant(head.weight.astype(np.float32))
+    head_b = None if head is None else tf.constant(head.bias.astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, PATCH_FRAMES, N_MELS), tf.float32)])  # type: ignore[untyped-decorator]
+    def model(cepstra: Any) -> Any:
+        log_mel = tf.matmul(cepstra, idct)
+        tags, mean_pool, max_pool, penultimate = net.forward(log_mel)
+        embedding = tf.concat([mean_pool, max_pool, penultimate], axis=1)
+        if head_w is None:
+            return tf.concat([tags, embedding], axis=1)
+        return tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced signature
+        return bytes(converter.convert())
+
+
+def embedding_model(cache_dir: Path) -> Path:
+    """The embedding model's file, built once per checkpoint and export version under ``cache_dir/teacher``."""
+    checkpoint = checkpoint_dir(cache_dir)
+    digest = hashlib.sha256((checkpoint / ".index").read_bytes())
+    digest.update((checkpoint / ".data-00000-of-00001").read_bytes())
+    for code in (Path(__file__), Path(__file__).parents[1] / "teacher" / "musicnn.py"):
+        digest.update(code.read_bytes())
+    target = cache_dir / "teacher" / f"embedding-v{EXPORT_VERSION}-{digest.hexdigest()[:12]}.tflite"
+    if not target.is_file():
+        log.info("tagger: exporting the embedding model (float16 weights) to %s", target)
+        data = convert(read_checkpoint(checkpoint), None)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    return target
+
+
+def bundle_model(cache_dir: Path, head: LinearHead) -> bytes:
+    """The shipped model: the frozen tagger and ``head`` in one graph."""
+    return convert(read_checkpoint(checkpoint_dir(cache_dir)), head)

@@ -1,0 +1,76 @@
+"""The tagger family behind the trainer's model interface: fit a head on a run's training clips, give window
+probabilities of any clip copy, score a run's test clips.
+
+Only the run's training clips (their clean windows and training copies) reach the head; test clips, their
+evaluation rooms and the unseen family are only ever scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.spec import FeatureSpec
+from trainer.data.plan import CLEAN
+from trainer.evaluate.scores import ClipWindows, Scores, score
+from trainer.model.recipes import Recipe
+from trainer.tagger.embed import WindowEmbeddings
+from trainer.tagger.export import N_TAGS
+from trainer.teacher.head import GenreHead, LinearHead, fit_arrays
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class TaggerData:
+    """A run's clips (trainer.data.dataset.Clip), labels, and every planned copy's window embeddings."""
+
+    clips: list[object]
+    labels: tuple[str, ...]
+    y: IntArray
+    emb: WindowEmbeddings
+    spec: FeatureSpec
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return [c.clip_id for c in self.clips]  # type: ignore[attr-defined]
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(np.sum(self.y == i)) for i, name in enumerate(self.labels)}
+
+
+def embedding_of(rows: FloatArray) -> FloatArray:
+    """The head's input: the embedding model's output minus its leading tag scores."""
+    return rows[:, N_TAGS:]
+
+
+def fit(recipe: Recipe, data: TaggerData, train_idx: IntArray, copies: Sequence[str], seed: int) -> GenreHead:
+    """The head on every window of the training clips: clean and each of ``copies``."""
+    xs, ys = [], []
+    for i in train_idx:
+        for variant in (CLEAN, *copies):
+            rows = embedding_of(data.emb.get(data.clip_ids[i], variant))
+            xs.append(rows)
+            ys.append(np.full(rows.shape[0], data.y[i], dtype=np.int64))
+    return fit_arrays(np.concatenate(xs), np.concatenate(ys), len(data.labels), seed, recipe.head_c)
+
+
+def window_probs(head: LinearHead | GenreHead, data: TaggerData, idx: IntArray, variant: str) -> ClipWindows:
+    """``ClipWindows`` of clips ``idx`` in ``variant`` whose ``windows`` are the head's probabilities."""
+    rows = [embedding_of(data.emb.get(data.clip_ids[i], variant)) for i in idx]
+    owner = np.concatenate([np.full(r.shape[0], k, dtype=np.int64) for k, r in enumerate(rows)])
+    return ClipWindows(head.predict(np.concatenate(rows)), owner, data.y[idx])
+
+
+def evaluate(head: LinearHead | GenreHead, data: TaggerData, test_idx: IntArray,
+             conditions: Sequence[str]) -> dict[str, Scores]:
+    """Scores of the test clips clean (``"clean"``) and in each evaluation condition."""
+    out = {}
+    for cond in conditions:
+        cw = window_probs(head, data, test_idx, CLEAN if cond == CLEAN else f"eval/{cond}")
+        out[cond] = score(cw.windows, cw, len(data.labels))
+    return out

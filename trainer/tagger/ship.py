@@ -1,0 +1,148 @@
+"""Ship the tagger family: fit the head on the plan's training clips, score the held-out clips in every room,
+export the one-graph bundle, check it against the trainer's own computation, tune the rule, write the bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.audio import load_audio
+from edge.bundle import MODEL_FILE, write_bundle_json
+from edge.decide.params import DecisionParams
+from edge.features import mfcc, window_starts
+from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
+from trainer.evaluate.metrics import confusion, per_class, thin_genres
+from trainer.evaluate.reject import false_genre_report
+from trainer.evaluate.scores import ClipWindows, score
+from trainer.export.tflite import TfliteRunner, parity
+from trainer.model.recipes import Recipe
+from trainer.report.playlist_report import run_playlists, tflite_predictor
+from trainer.tagger import fit as tagger_fit
+from trainer.tagger.export import bundle_model
+from trainer.tagger.fit import TaggerData
+from trainer.teacher.wheel import LICENCE, licence_text
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float32]
+LICENCE_FILE = "LICENSE-musicnn.md"
+PARITY_CLIPS = 40  # held-out clips whose clean windows run through the exported bundle besides the numpy head
+PLAYLIST_EXTRA = ("unseen_room",)  # the stream is also judged in one room of the unseen family
+FORM = "float16-stored weights (float32 compute)"
+
+
+def _bundle_windows(data: TaggerData, idx: Sequence[int]) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid."""
+    spec = data.spec
+    wins, owner = [], []
+    for k, i in enumerate(idx):
+        frames = mfcc(load_audio(data.clips[i].path, spec.sample_rate), spec)  # type: ignore[attr-defined]
+        for s in window_starts(frames.shape[0], spec, spec.frames_per_window):
+            wins.append(frames[s : s + spec.frames_per_window])
+            owner.append(k)
+    return np.stack(wins), np.asarray(owner, dtype=np.int64)
+
+
+def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, copies: Sequence[str],
+                conditions: Sequence[str], severities: Sequence[str], seed: int, command: str, cache_dir: Path,
+                false_genre_clips: int = 24) -> dict[str, Any]:
+    """Fit, evaluate, export and write ``out/model.tflite`` + ``model.json`` + the tagger's licence; the report."""
+    t0 = time.perf_counter()
+    train_idx, test_idx = plan.split(HOLDOUT).indices(data.clip_ids, 1)
+    head = tagger_fit.fit(recipe, data, train_idx, copies, seed)
+    linear = head.linear()
+    fit_s = time.perf_counter() - t0
+    n = len(data.labels)
+    scores = tagger_fit.evaluate(linear, data, test_idx, (CLEAN, *conditions))
+    log.info("tagger head fitted in %.0f s; held-out clip macro: %s", fit_s,
+             ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
+
+    model_bytes = bundle_model(cache_dir, linear)
+    # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
+    check_idx = list(test_idx[:PARITY_CLIPS])
+    windows, owner = _bundle_windows(data, check_idx)
+    shipped_probs = TfliteRunner(model_bytes)(windows)
+    trainer_probs = tagger_fit.window_probs(linear, data, np.asarray(check_idx), CLEAN).windows
+    if trainer_probs.shape != shipped_probs.shape:
+        raise RuntimeError(f"window grids differ: {trainer_probs.shape} vs {shipped_probs.shape}")
+    check = parity(trainer_probs, shipped_probs)
+    log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f", windows.shape[0],
+             check.top1_agreement, float(np.abs(trainer_probs - shipped_probs).max()))
+
+    spec = data.spec
+    predict = tflite_predictor(model_bytes)
+    playlist_run = run_playlists([data.clips[i] for i in test_idx], [data.clips[i] for i in train_idx], spec,
+                                 predict, severities=(*severities, *PLAYLIST_EXTRA), seed=seed, cache_dir=cache_dir,
+                                 keep_timeline=True)
+    false_genre = false_genre_report(TfliteRunner(model_bytes), spec, cache_dir=cache_dir,
+                                     severities=(*severities, *PLAYLIST_EXTRA), count=false_genre_clips, seed=seed,
+                                     params=DecisionParams.from_dict(playlist_run.tuned))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_FILE).write_bytes(model_bytes)
+    (out / LICENCE_FILE).write_text(licence_text(cache_dir))
+    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M") + "-" + hashlib.sha256(model_bytes).hexdigest()[:8]
+    meta = {
+        "version": version,
+        "recipe": recipe.name,
+        "architecture": recipe.model,
+        "params": 792_079 + int(linear.weight.size + linear.bias.size),
+        "quantization": FORM,
+        "weights": f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}",
+        "seed": seed,
+        "trained_on": f"{len(train_idx)} clips ({', '.join(f'{k}={v}' for k, v in data.counts().items())} in all)",
+        "test_clips": len(test_idx),
+        "clip_rule": "mean of window log-probabilities (edge.scoring.mean_log_probs)",
+        "command": command,
+        "decision": playlist_run.tuned,
+    }
+    write_bundle_json(out, spec, meta)
+    clean = scores[CLEAN].summary()
+    shipped_clean = score(shipped_probs, _cw(owner, data.y[check_idx]), n).summary()
+    cm = confusion(data.y[test_idx], scores[CLEAN].clip_pred, n)
+    return {
+        "family": "tagger",
+        "form": FORM,
+        "clip_accuracy_float": clean["clip_accuracy"],
+        "clip_accuracy_int8": clean["clip_accuracy"],
+        "clip_macro_accuracy_float": clean["clip_macro_accuracy"],
+        "clip_macro_accuracy_int8": clean["clip_macro_accuracy"],
+        "segment_accuracy_float": clean["segment_accuracy"],
+        "segment_accuracy_int8": clean["segment_accuracy"],
+        "bundle_check": {"clips": len(check_idx), "windows": int(windows.shape[0]), "bundle": shipped_clean,
+                         "trainer": score(trainer_probs, _cw(owner, data.y[check_idx]), n).summary(),
+                         "max_abs_prob_diff": float(np.abs(trainer_probs - shipped_probs).max())},
+        "int8_float_top1_agreement": check.top1_agreement,
+        "parity": check.to_dict(),
+        "tflite_bytes": len(model_bytes),
+        "float_tflite_bytes": len(model_bytes),
+        "params": meta["params"],
+        "train_seconds": fit_s,
+        "train_clips": len(train_idx),
+        "test_clips": len(test_idx),
+        "robustness_int8": {k: v.summary() for k, v in scores.items()},
+        "per_genre_by_condition": {k: per_class(confusion(data.y[test_idx], v.clip_pred, n), data.labels)
+                                   for k, v in scores.items()},
+        "false_genre": false_genre,
+        "playlist_run": playlist_run,
+        "confusion_clip_int8": cm.tolist(),
+        "per_genre_clip_int8": per_class(cm, data.labels),
+        "thin_genres": thin_genres(cm, data.labels),
+        "history": {},
+        "recipe": recipe.to_dict(),
+        "version": version,
+        "command": command,
+        "protocol": plan.protocol,
+        "copies": list(copies),
+    }
+
+
+def _cw(owner: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]) -> ClipWindows:
+    """Window owners and clip labels for ``score``, which needs no windows once it has probabilities."""
+    return ClipWindows(np.zeros((owner.size, 0), dtype=np.float32), owner, labels)
