@@ -21,7 +21,7 @@ from daemon import __version__
 from daemon.config_fields import add_flags
 from daemon.config_fields import overrides_from_args as settings_overrides
 from daemon.errors import ConfigError
-from daemon.settings import DEFAULT_CONFIG_PATH, SECTIONS, Settings, check_against_model, load_settings
+from daemon.settings import DEFAULT_CONFIG_PATH, SECTIONS, Settings, check_against_model, hop_for, load_settings
 from daemon.systemd import Notifier
 from edge.errors import GenreError
 from edge.runtime_choice import lite_runtime
@@ -205,23 +205,20 @@ def run(settings: Settings) -> int:
     from edge.decide.classifier import Classifier
 
     notifier = Notifier()
-    if notifier.watchdog_s and notifier.watchdog_s < 2 * settings.pipeline.hop_s + 10:
-        # Pings come once per classified window; the first needs a full window (~3 s) of audio.
-        log.warning(
-            "WatchdogSec=%.0f is short for hop %.1f s: use at least %.0f s",
-            notifier.watchdog_s,
-            settings.pipeline.hop_s,
-            2 * settings.pipeline.hop_s + 10,
-        )
     try:
         bundle = load_bundle(settings.model.path or None, settings.model.threads, lite_runtime(settings.model.runtime))
         check_against_model(settings, bundle.spec.window_s)
-        grid = WindowGrid.for_spec(bundle.spec, bundle.spec.frames_for(settings.pipeline.hop_s))
+        hop_s = hop_for(settings, bundle.spec.hop_s)
+        grid = WindowGrid.for_spec(bundle.spec, bundle.spec.frames_for(hop_s))
         source = make_source(settings.source, bundle.spec.sample_rate, stop, grid)
         source.open()
     except GenreError as exc:
         notifier.close()
         return _fail(exc)
+    if notifier.watchdog_s and notifier.watchdog_s < 2 * hop_s + 10:
+        # Pings come once per classified window; the first needs a full window (~3 s) of audio.
+        log.warning("WatchdogSec=%.0f is short for hop %.1f s: use at least %.0f s", notifier.watchdog_s, hop_s,
+                    2 * hop_s + 10)
     log.info(
         "model %s (version %s, %s runtime, labels: %s)",
         bundle.path,
@@ -234,7 +231,7 @@ def run(settings: Settings) -> int:
     publisher = Publisher(settings.mqtt, t, discovery)
     decision = settings.pipeline.decision(bundle.decision)
     log.info("decision rule: %s", ", ".join(f"{k}={v}" for k, v in decision.to_dict().items()))
-    classifier = Classifier(bundle.spec, bundle.model, decision, settings.pipeline.hop_s)
+    classifier = Classifier(bundle.spec, bundle.model, decision, hop_s)
     pipeline = Pipeline(
         source,
         classifier,

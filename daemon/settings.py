@@ -78,8 +78,11 @@ class PipelineSettings:
     those, so they carry help here and no range).
     """
 
+    # The model's own hop by default: its decision rule is tuned per hop (switch_per_hop), and the tagger's
+    # cost per window sets how often a Pi can afford one.
     hop_s: float = setting(
-        1.0, "audio time between windows", unit="s", range=(0.05, 60), flag="--hop", metavar="SECONDS"
+        0.0, "audio time between windows", unit="s", range=(0.05, 60), zero="the model's own, model.json",
+        flag="--hop", metavar="SECONDS",
     )
     rule: str | None = setting(None, "'hmm' (sticky filter) or 'mean' (N-window mean + hysteresis)")
     silence_dbfs: float | None = setting(None, "window RMS below this -> 'silence', no inference", unit="dBFS")
@@ -355,6 +358,11 @@ def _require_file(c: _Checker, key: str, value: str) -> None:
     problem = file_problem(value)
     if problem:
         raise c.fail(key, problem)
+
+
+def hop_for(settings: Settings, model_hop_s: float) -> float:
+    """The hop in seconds: the configured one, else (0) the model bundle's."""
+    return settings.pipeline.hop_s or model_hop_s
 
 
 def check_against_model(settings: Settings, window_s: float) -> None:

@@ -127,7 +127,7 @@ def test_every_flag_named_on_a_field_is_accepted_and_sets_its_key(tmp_path: Path
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, ""), environ={})
-    assert s.pipeline.hop_s == 1.0 and s.source.kind == "mic" and s.discovery.prefix == "homeassistant"
+    assert s.pipeline.hop_s == 0.0 and s.source.kind == "mic" and s.discovery.prefix == "homeassistant"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_wrong_type(tmp_path: Path, text: str, key: str, words: str) -> None:
         ("[model]\npath = '/no/such/bundle'\n", "model.path"),
         ("[model]\nthreads = 0\n", "model.threads"),
         ("[model]\nruntime = 'tensorflow'\n", "model.runtime"),
-        ("[pipeline]\nhop_s = 0\n", "pipeline.hop_s"),
+        ("[pipeline]\nhop_s = 0.01\n", "pipeline.hop_s"),
         ("[pipeline]\nsilence_dbfs = 3\n", "pipeline.silence_dbfs"),
         ("[pipeline]\nmin_confidence = 1.5\n", "pipeline.min_confidence"),
         ("[pipeline]\nsmoothing_windows = 0\n", "pipeline.smoothing_windows"),
@@ -249,7 +249,7 @@ def test_cli_overrides_win_and_errors_name_the_flag(tmp_path: Path) -> None:
         load_settings(cfg, {"mqtt.device_id": ""}, environ={})
     assert str(info.value) == "command line: --device-id (mqtt.device_id): must not be empty, got ''"
     with pytest.raises(ConfigError) as info:
-        load_settings(cfg, {"pipeline.hop_s": 0.0}, environ={})
+        load_settings(cfg, {"pipeline.hop_s": 0.01}, environ={})
     assert str(info.value).startswith("command line: --hop (pipeline.hop_s): ")
 
 

@@ -38,8 +38,9 @@ def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
     return out
 
 
-def convert(variables: dict[str, FloatArray], head: LinearHead | None) -> bytes:
-    """The embedding model (``head`` None) or the bundle model, float16-stored weights, input (1, 188, 96)."""
+def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float16: bool = True) -> bytes:
+    """The embedding model (``head`` None) or the bundle model, input (1, 188, 96); float16-stored weights unless
+    ``float16`` is False (float32: what a test holds the edge front end to, free of the weights' rounding)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # lazy: feature workers and `genre-train --help` never load TF
 
@@ -58,8 +59,9 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None) -> bytes:
         return tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced signature
         return bytes(converter.convert())
 

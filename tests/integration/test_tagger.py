@@ -1,0 +1,113 @@
+"""The tagger on the edge: the exported graph (frozen musicnn + head) read through the edge's own front end and
+lite runtime, and ``genre-train train --recipe tagger`` end to end. TensorFlow (export, training) runs in
+subprocesses: it never enters this process, which loads the models with a lite runtime as the device does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.audio import load_audio
+from edge.features import mfcc
+from edge.runtime import TfliteModel
+from edge.spec import musicnn_spec
+from trainer.data.dataset import default_cache_dir
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "teacher" / "musicnn_msd_reference.npz"
+GTZAN = SHARED / "gtzan"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The embedding model exported twice: float16-stored weights (what ships) and float32."""
+    out = tmp_path_factory.mktemp("tagger")
+    code = f"""
+        from pathlib import Path
+        from trainer.tagger.export import convert
+        from trainer.teacher.musicnn import read_checkpoint
+        from trainer.teacher.wheel import checkpoint_dir
+        variables = read_checkpoint(checkpoint_dir(Path({str(default_cache_dir())!r})))
+        Path({str(out / "f16.tflite")!r}).write_bytes(convert(variables, None))
+        Path({str(out / "f32.tflite")!r}).write_bytes(convert(variables, None, float16=False))
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"f16": out / "f16.tflite", "f32": out / "f32.tflite"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REFERENCE.is_file(), reason=f"teacher reference not found at {REFERENCE}")
+def test_the_edge_front_end_through_the_exported_tagger_reproduces_the_reference(exported: dict[str, Path]) -> None:
+    """From the clips' audio, through edge.features and a lite runtime: float32 weights reproduce musicnn's tags
+    within 1e-3 (the front end's error), float16-stored weights (the bundle's) within 5e-3."""
+    ref = np.load(REFERENCE)
+    spec = musicnn_spec(("a", "b"))
+    worst = {"f16": 0.0, "f32": 0.0}
+    emb_rel = 0.0
+    for name, path in exported.items():
+        model = TfliteModel(path)
+        assert model.input_shape == (1, 188, 96) and model.output_size == 50 + 1706
+        for k, clip in enumerate(ref["clips"]):
+            frames = mfcc(load_audio(GTZAN / str(clip), spec.sample_rate), spec)
+            for p in range(1, ref[f"input_{k}"].shape[0]):  # patch p starts at our frame 188 p - 1
+                out = model.run(frames[188 * p - 1 : 188 * p + 187])
+                worst[name] = max(worst[name], float(np.abs(out[:50] - ref[f"tags_{k}"][p]).max()))
+                want = np.concatenate([ref[f"{part}_{k}"][p] for part in ("mean_pool", "max_pool", "penultimate")])
+                if name == "f16":
+                    emb_rel = max(emb_rel, float(np.linalg.norm(out[50:] - want) / np.linalg.norm(want)))
+    print(f"max |tag - reference|: float32 {worst['f32']:.1e}, float16 {worst['f16']:.1e}; "
+          f"embedding relative error (float16) {emb_rel:.1e}; float16 model {exported['f16'].stat().st_size} bytes")
+    assert worst["f32"] < 1e-3
+    assert worst["f16"] < 5e-3 and emb_rel < 1e-2
+    assert exported["f16"].stat().st_size < 2_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not (GTZAN / "manifest.csv").is_file(), reason=f"GTZAN subset not found at {GTZAN}")
+def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
+    """``genre-train train --recipe tagger`` fetches the tagger, embeds every copy, fits the head on training
+    clips only, scores the test clips in the training chain's rooms and the unseen family, checks the exported
+    graph against its own computation and writes a bundle that genre-predict runs."""
+    out = tmp_path / "bundle"
+    proc = subprocess.run([sys.executable, "-m", "trainer", "train", "--quick", "--recipe", "tagger", "--data",
+                           str(GTZAN), "--out", str(out), "--workers", "2"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=880)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    shipped = report["shipped"]
+    assert shipped["family"] == "tagger" and shipped["recipe"]["noise_copies"] > 0
+    conditions = set(shipped["robustness_int8"])
+    assert {"clean", "mild", "typical", "harsh", "unseen_room", "unseen_hiss"} <= conditions
+    check = shipped["bundle_check"]
+    print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")
+    assert check["max_abs_prob_diff"] < 0.02 and shipped["parity"]["top1_agreement"] >= 0.95
+    split = json.loads((out / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])
+    notice = (out / "LICENSE-musicnn.md").read_text()
+    assert "Music Technology Group" in notice and "Permission to use" in notice  # ISC, its copyright line
+    from edge.bundle import load_bundle
+
+    bundle = load_bundle(out)
+    assert bundle.spec.front_end == "musicnn" and bundle.spec.hop_s == 1.5
+    assert (out / "model.tflite").stat().st_size < 2_000_000
+    predict = subprocess.run([sys.executable, "-m", "edge.predict", str(GTZAN / "jazz" / "jazz.00001.ogg"), "--model",
+                              str(out), "--json", "--published"], cwd=tmp_path, env=_env(), capture_output=True,
+                             text=True, timeout=120)
+    assert predict.returncode == 0, predict.stderr
+    lines = [json.loads(line) for line in predict.stdout.splitlines() if line.strip()]
+    assert len(lines) >= 15  # 30 s at the bundle's 1.5 s hop
