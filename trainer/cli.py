@@ -269,6 +269,7 @@ def _train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips:
                           false_genre_clips=6 if args.quick else 24)
     shipped["wall_seconds"] = time.perf_counter() - started
     playlist_run = shipped.pop("playlist_run")
+    ablations = shipped.pop("tagger_ablations")
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], labels,
                    f"held-out clips, shipped tagger ({shipped['test_clips']} clips)")
     plot_timelines(args.out, "playlist", playlist_run.timeline, labels,
@@ -278,7 +279,7 @@ def _train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips:
                "skipped": _skipped(skipped), "skipped_count": len(skipped),
                "features_computed": emb.computed, "features_cached": emb.cached}
     update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
-                             "recipe_definitions": {recipe.name: recipe.to_dict()}})
+                             "tagger_ablations": ablations, "recipe_definitions": {recipe.name: recipe.to_dict()}})
     log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_macro_accuracy_int8"], shipped["tflite_bytes"],
              shipped["wall_seconds"])

@@ -166,7 +166,7 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
     """report.md lines for the playlist sections present in ``doc`` (empty if none)."""
     out: list[str] = []
     for key, base_key, title in (("playlist_cv", "playlist_cv_baseline", "CV folds, each fold's test clips"),
-                                 ("playlist", "playlist_baseline", "the shipped model (int8), its held-out clips")):
+                                 ("playlist", "playlist_baseline", "the shipped model, its held-out clips")):
         # The PNGs (plot_timelines) are named after the section: playlist_cv_<condition>.png, playlist_<...>.png
         tuned, base = doc.get(key), doc.get(base_key) or {}
         if not tuned:
@@ -177,8 +177,8 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
             if cond in base:
                 rows.append((cond, "baseline", base[cond]))
         out += ["", f"## What the house hears: playlists ({title})", "",
-                "Published `genre` per 1 s hop, run through the daemon's decision code (edge.decide); tuned = the "
-                "rule tuned on training-clip playlists, baseline = today's 5-window mean + 2-window hysteresis. "
+                "Published `genre` at every hop of the bundle (model.json hop_s), run through the daemon's decision "
+                "code (edge.decide); tuned = the rule tuned on training-clip playlists, baseline = today's 5-window mean + 2-window hysteresis. "
                 "Goals (typical room): settled ≥ 80 %, within-song ≤ 0.5/min, latency median ≤ 10 s, p90 ≤ 20 s, "
                 "not-music as genre ≤ 2 %.", "", *_table(rows), "",
                 " ".join(f"![{key} {cond}]({key}_{cond}.png)" for cond in tuned)]
@@ -216,7 +216,7 @@ def cv_timelines(folds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def tflite_predictor(model_bytes: bytes) -> Predict:
-    """Probabilities from normalised inputs through the int8 model, as the device runs it."""
+    """Probabilities from normalised inputs through the exported model, as the device runs it."""
     runner = TfliteRunner(model_bytes)
 
     def predict(x: np.ndarray[Any, Any]) -> Any:

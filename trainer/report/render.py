@@ -194,6 +194,47 @@ def _ablation_lines(rows: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tagger_lines(shipped: dict[str, Any], ablations: dict[str, Any]) -> list[str]:
+    """The shipped tagger: held-out clips clean, in the training chain's rooms and in the unseen family."""
+    rob = shipped["robustness_int8"]
+    check = shipped["bundle_check"]
+    train_rooms = [c for c in rob if c != "clean" and not c.startswith("unseen_")]
+    unseen = [c for c in rob if c.startswith("unseen_")]
+    lines = ["## Shipped model (`model.tflite`): the pretrained tagger + a genre head", "",
+             f"Recipe `{shipped['recipe']['name']}`: MSD_musicnn (frozen, {shipped['form']}) and a linear head over "
+             f"its window embedding, {shipped['tflite_bytes'] / 1e6:.2f} MB, trained on {shipped['train_clips']} "
+             f"clips (clean + copies {', '.join(shipped.get('copies', [])) or 'none'}), held-out test: "
+             f"{shipped['test_clips']} clips of artists it never heard (split {shipped.get('split', 'by artist')}). "
+             f"Fitting the head took {shipped['train_seconds']:.0f} s.", "",
+             "Held-out clips, clip accuracy / genre macro % (macro over the classes present, `not_music` included):",
+             "", "| condition | family | clip acc | macro |", "|---|---|---|---|"]
+    for cond in ("clean", *train_rooms, *unseen):
+        family = "—" if cond == "clean" else ("unseen (evaluation only)" if cond in unseen else "training chain")
+        lines.append(f"| {cond} | {family} | {_pct(rob[cond]['clip_accuracy'])} | "
+                     f"{_pct(rob[cond]['clip_macro_accuracy'])} |")
+    if unseen:
+        mean = sum(rob[c]["clip_macro_accuracy"] for c in unseen) / len(unseen)
+        lines += ["", f"Unseen family, macro averaged over its {len(unseen)} conditions: {_pct(mean)} %."]
+    lines += ["", f"The exported graph against the trainer's own computation (embedding model + head) on "
+              f"{check['windows']} clean windows of {check['clips']} test clips: max |Δp| "
+              f"{check['max_abs_prob_diff']:.4f}, top-1 agreement {100 * shipped['parity']['top1_agreement']:.1f} %.",
+              ""]
+    lines += _false_genre_lines(shipped.get("false_genre", {}))
+    if ablations:
+        lines += ["### What the head was fitted on (same split, same embeddings; clip macro %)", "",
+                  "| head fitted on | clean | " + " | ".join(a for a in next(iter(ablations.values()))["macro"]
+                                                         if a != "clean") + " | unseen mean |",
+                  "|---" * (len(next(iter(ablations.values()))["macro"]) + 2) + "|"]
+        for name, row in ablations.items():
+            cells = [f"{_pct(v)}" for k, v in row["macro"].items() if k != "clean"]
+            lines.append(f"| {name} | {_pct(row['macro']['clean'])} | " + " | ".join(cells)
+                         + f" | {_pct(row['unseen_mean'])} |")
+        lines.append("")
+    lines += ["Per genre (clip level, held-out test, clean):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
+              "![confusion](confusion.png)", "", f"Rebuild: `{shipped['command']}`", ""]
+    return lines
+
+
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
     data = doc.get("data") or doc.get("data_compare")
@@ -212,7 +253,9 @@ def render_md(doc: dict[str, Any]) -> str:
                 f"{_pct(leaky['clip_accuracy'])} %, clip macro {_pct(leaky['clip_macro_accuracy'])} % "
                 f"(`{leaky['command']}`).", ""]
     shipped = doc.get("shipped")
-    if shipped:
+    if shipped and shipped.get("family") == "tagger":
+        out += _tagger_lines(shipped, doc.get("tagger_ablations", {}))
+    elif shipped:
         out += ["## Shipped model (`model.tflite`, int8)", "",
                 f"Recipe `{shipped['recipe']['name']}`, {shipped['params']:,} params, "
                 f"{shipped['tflite_bytes'] / 1024:.1f} KB int8 ({shipped['float_tflite_bytes'] / 1024:.1f} KB float). "

@@ -74,3 +74,26 @@ def evaluate(head: LinearHead | GenreHead, data: TaggerData, test_idx: IntArray,
         cw = window_probs(head, data, test_idx, CLEAN if cond == CLEAN else f"eval/{cond}")
         out[cond] = score(cw.windows, cw, len(data.labels))
     return out
+
+
+def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
+                 conditions: Sequence[str], seed: int) -> dict[str, dict[str, object]]:
+    """Heads fitted on clean windows alone, with the room copies, with the wide-noise copies, and with both:
+    what each lever buys on the held-out clips, clean, in the training chain and in the unseen family."""
+    rooms = [c for c in copies if c.startswith("aug/")]
+    noise = [c for c in copies if c.startswith("noise/")]
+    options = {"clean windows only": [], "clean + room copies": rooms, "clean + wide-noise copies": noise,
+               "clean + both": [*rooms, *noise]}
+    out: dict[str, dict[str, object]] = {}
+    seen: set[tuple[str, ...]] = set()
+    for name, chosen in options.items():
+        if tuple(chosen) in seen:
+            continue
+        seen.add(tuple(chosen))
+        scores = evaluate(fit(recipe, data, train_idx, chosen, seed).linear(), data, test_idx, (CLEAN, *conditions))
+        macro = {k: v.clip_macro_accuracy for k, v in scores.items()}
+        unseen = [v for k, v in macro.items() if k.startswith("unseen_")]
+        out[name] = {"copies": chosen, "macro": macro,
+                     "clip_accuracy": {k: v.clip_accuracy for k, v in scores.items()},
+                     "unseen_mean": float(np.mean(unseen)) if unseen else float("nan")}
+    return out

@@ -64,6 +64,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     log.info("tagger head fitted in %.0f s; held-out clip macro: %s", fit_s,
              ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
 
+    ablations = tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed) if copies else {}
     model_bytes = bundle_model(cache_dir, linear)
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
     check_idx = list(test_idx[:PARITY_CLIPS])
@@ -131,6 +132,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                                    for k, v in scores.items()},
         "false_genre": false_genre,
         "playlist_run": playlist_run,
+        "tagger_ablations": ablations,
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
         "thin_genres": thin_genres(cm, data.labels),
