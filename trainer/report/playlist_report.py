@@ -178,7 +178,8 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
                 rows.append((cond, "baseline", base[cond]))
         out += ["", f"## What the house hears: playlists ({title})", "",
                 "Published `genre` at every hop of the bundle (model.json hop_s), run through the daemon's decision "
-                "code (edge.decide); tuned = the rule tuned on training-clip playlists, baseline = today's 5-window mean + 2-window hysteresis. "
+                "code (edge.decide); tuned = the rule tuned on training-clip playlists, baseline = today's "
+                "5-window mean + 2-window hysteresis. "
                 "Goals (typical room): settled ≥ 80 %, within-song ≤ 0.5/min, latency median ≤ 10 s, p90 ≤ 20 s, "
                 "not-music as genre ≤ 2 %.", "", *_table(rows), "",
                 " ".join(f"![{key} {cond}]({key}_{cond}.png)" for cond in tuned)]
