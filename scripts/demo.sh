@@ -12,7 +12,7 @@
 # Environment (all optional):
 #   SPEED=1        file pacing: 1 real time, N times faster, 0 as fast as possible (then no loop)
 #   LOOP=0         play the file once and exit at its end, at any SPEED (default: loop unless SPEED=0)
-#   HOP=1.0        seconds of audio between classifications
+#   HOP=0          seconds of audio between classifications (0 = the model's own, 1.5 s for the shipped tagger)
 #   MODEL=DIR      a model bundle instead of the shipped one
 #   VENV=DIR       use an existing virtualenv that has genre-pi[edge] installed instead of .venv
 #   NO_APT=1       never call apt-get (just fail if something is missing)
@@ -22,7 +22,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEFAULT_MUSIC=/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg
 MUSIC="${1:-$DEFAULT_MUSIC}"
 SPEED="${SPEED:-1}"
-HOP="${HOP:-1.0}"
+HOP="${HOP:-0}"
 VENV="${VENV:-$REPO/.venv}"
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*" >&2; }
@@ -110,7 +110,8 @@ loop=(--loop)
 [[ "$SPEED" == 0 || "${LOOP:-1}" == 0 ]] && loop=()
 model=()
 [[ -n "${MODEL:-}" ]] && model=(--model "$MODEL")
-say "genre-daemon on $MUSIC (speed $SPEED, hop $HOP s); Ctrl-C to stop"
+if [[ "$HOP" == 0 ]]; then hop_text="the model's own"; else hop_text="$HOP s"; fi
+say "genre-daemon on $MUSIC (speed $SPEED, hop $hop_text); Ctrl-C to stop"
 setsid "$DAEMON" --source "file:$MUSIC" --speed "$SPEED" "${loop[@]}" --hop "$HOP" "${model[@]}" \
     --mqtt-host 127.0.0.1 --mqtt-port "$PORT" --device-id demo &
 PIDS+=($!)

@@ -45,6 +45,7 @@ from trainer.runs.compare import (
     velardo_segments,
 )
 from trainer.runs.ship import ship
+from trainer.tagger.cv import tagger_folds
 from trainer.tagger.embed import embed_windows
 from trainer.tagger.export import embedding_model
 from trainer.tagger.fit import TaggerData
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-playlists", action="store_true",
                          help="skip the playlist evaluation of the published stream (issue 11; ~2-3 min per fold)")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
+    compare.add_argument("--no-tagger", action="store_true", help="skip the tagger rows (tagger_linear, tagger)")
+    compare.add_argument("--no-unseen", action="store_true",
+                         help="score the training chain's severities only, not the unseen room family")
     ablate = sub.add_parser("ablate", parents=[common],
                             help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
     ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -319,10 +323,12 @@ def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
 
 
 def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe: Recipe,
-              severities: Sequence[str], *, extras: bool) -> tuple[Path, Any, Any, str]:
+              severities: Sequence[str], *, extras: bool,
+              conditions: Sequence[str] | None = None) -> tuple[Path, Any, Any, str]:
     """Find, decode and plan for ``compare``/``ablate``: (data folder, Data, RunPlan, protocol).
 
-    ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core.
+    ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core. Test clips get a
+    copy per evaluation condition (``conditions``, default the severities).
     """
     data_dir, cache, _ = _setup(args)
     clips, skipped = find_clips(data_dir, args.quick)
@@ -334,12 +340,17 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
     ff_genres = complete_genres(ff, ids)[0] if ff else []
     copies = sorted({v for r in recipes.values() for v in train_copies(r, severities)})
     plan = cv_plan(ids, [c.genre for c in clips], groups, protocol, n_folds=2 if args.quick else args.folds,
-                   seed=args.seed, train_copies=copies, test_copies=eval_variants(severities),
+                   seed=args.seed, train_copies=copies,
+                   test_copies=eval_variants(severities if conditions is None else conditions),
                    skipped=_skipped(skipped), by_clip=extras and args.clip_split != "off", fault_filtered=ff,
                    fault_genres=ff_genres, core=[c.core for c in clips] if extras and not args.no_core else None)
     # The bundle's split.json is the shipped model's; compare and ablate keep their plans beside it.
     plan.save(args.out, name=f"split_{args.command}.json")
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
+    for recipe in recipes.values():
+        if recipe.teacher_weight:
+            _attach_teacher(data, plan, recipe, cache, args.workers)
+            break
     return data_dir, data, plan, protocol
 
 
@@ -356,8 +367,12 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
     _, _, severities = _setup(args)
     # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
-    recipes = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
-    data_dir, data, plan, protocol = _cv_setup(args, recipes, recipes["default"], severities, extras=True)
+    every = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
+    recipes = {k: r for k, r in every.items() if r.family == "cnn"}
+    taggers = {k: r for k, r in every.items() if r.family == "tagger" and not args.no_tagger}
+    conditions = (*severities, *UNSEEN_CONDITIONS) if severities and not args.no_unseen else severities
+    data_dir, data, plan, protocol = _cv_setup(args, recipes, recipes["default"], severities, extras=True,
+                                               conditions=conditions)
     log.info("features ready (%d computed, %d cached) in %.0f s; headline folds by %s", data.store.computed,
              data.store.cache_hits, time.perf_counter() - started, protocol)
     clip_kinds = {"default": ("default_clip_split",), "all": RUN_KINDS[1:], "off": ()}[args.clip_split]
@@ -372,9 +387,23 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     if not args.no_playlists:
         # Playlists for the headline split's default-recipe folds only, run in the fold's worker beside its model.
         on_fold = functools.partial(playlist_fold, split=protocol, cache_dir=str(args.cache_dir or default_cache_dir()))
-    full = compare(data, recipes, plan=plan, runs=runs, seed=args.seed, threads=args.threads, severities=severities,
+    full = compare(data, recipes, plan=plan, runs=runs, seed=args.seed, threads=args.threads, severities=conditions,
                    jobs=args.jobs, on_fold=on_fold)
     head = full[protocol]
+    if taggers:
+        # The same folds, every clip's copies embedded by the tagger (cached), a head fitted per fold.
+        spec = musicnn_spec(data.labels, next(iter(taggers.values())).hop_s or 1.0)
+        copies = sorted({v for r in taggers.values() for v in train_copies(r, severities)})
+        wanted = {c: [*copies, *eval_variants(conditions)] for c in data.clip_ids}
+        emb = embed_windows(data.clips, wanted, spec, embedding_model(args.cache_dir or default_cache_dir()),
+                            args.cache_dir or default_cache_dir(), hop_frames=spec.frames_per_window,
+                            workers=args.workers)
+        if emb.failed:
+            raise DatasetError(f"the tagger could not read {len(emb.failed)} clips")
+        rows = tagger_folds(taggers, TaggerData(list(data.clips), data.labels, data.y, emb, spec),
+                            plan.split(protocol), conditions, severities, args.seed)
+        head["recipes"].update(rows["recipes"])
+        head["robustness"].update(rows["robustness"])
     folds = plan.split(protocol).n_folds
     # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
     sections: dict[str, Any] = {"data_compare": _data_section(data_dir, data), "protocol": protocol,

@@ -18,7 +18,10 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
         ("velardo_clip_split", "Velardo, split by clip"),
-        ("default_clip_split", "default, split by clip"))
+        ("default_clip_split", "default, split by clip"),
+        ("distilled_clip_split", "distilled, split by clip"),
+        ("tagger_linear_clip_split", "tagger + clean linear head, split by clip"),
+        ("tagger_clip_split", "tagger (ships), split by clip"))
 # 10-genre accuracy % on the complete fault-filtered split (Kereliuk, Sturm & Larsen 2015), as quoted in issue 12.
 PUBLISHED_FAULT_FILTERED = {"MFCC + SVM": 53.4, "CLMR": 68.6, "VGGish": 77.2, "Jukebox": 79.7}
 _PROTOCOL = {"artist": "by artist (an artist's clips and repeated excerpts in one fold, stratified by genre)",

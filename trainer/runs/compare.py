@@ -234,7 +234,7 @@ def robustness(results: Sequence[FoldResult], severities: Sequence[str]) -> dict
     return out
 
 
-RUN_KINDS = ("velardo_segment_split", "velardo_clip_split", "default_clip_split")
+RUN_KINDS = ("velardo_segment_split", "velardo_clip_split", "default_clip_split", "distilled_clip_split")
 _worker: dict[str, Any] = {}
 
 
