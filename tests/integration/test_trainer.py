@@ -264,7 +264,7 @@ def test_ablate_trains_folds_in_worker_processes_and_adds_a_report_row(tmp_path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # a hang guard, not a speed bound (300-500 s under load before the distilled and tagger rows)
+@pytest.mark.timeout(1500)  # a hang guard, not a speed bound (300-500 s under load before the distilled, tagger rows)
 def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
