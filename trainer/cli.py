@@ -80,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true")
     parser = argparse.ArgumentParser(prog="genre-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", parents=[common], help="train one recipe, export int8 bundle + report")
-    train.add_argument("--recipe", choices=sorted(RECIPES), default="default")
+    train = sub.add_parser("train", parents=[common], help="train one recipe, export its bundle + report")
+    train.add_argument("--recipe", choices=sorted(RECIPES), default="tagger",
+                       help="tagger (ships: the pretrained musicnn + a genre head), tagger_linear, or a small MFCC "
+                            "CNN for a weaker board: distilled (the lite bundle), default, velardo")
     train.add_argument("--split", choices=("clip", "segment"), default="clip",
                        help="'segment' is LEAKY and only reproduces the baseline's numbers (no bundle)")
     train.add_argument("--test-fraction", type=float, default=0.2,
@@ -145,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _recipe(name: str, args: argparse.Namespace) -> Recipe:
     if args.quick:
         return get_recipe(name, epochs=args.epochs or 2, aug_copies=min(RECIPES[name].aug_copies, 1),
-                          crops_per_clip=6, negatives=min(RECIPES[name].negatives, 3) or None)
+                          noise_copies=min(RECIPES[name].noise_copies, 1), crops_per_clip=6,
+                          negatives=min(RECIPES[name].negatives, 3) or None)
     return get_recipe(name, epochs=args.epochs)
 
 

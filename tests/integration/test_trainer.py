@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainer.augment.unseen import UNSEEN_CONDITIONS
+
 REPO = Path(__file__).resolve().parents[2]
 GTZAN = REPO.parent / "shared" / "gtzan"
 DEFAULT_BUNDLE = REPO / "edge" / "models" / "default"
@@ -31,7 +33,7 @@ def _run(args: list[str], cwd: Path, timeout: float = 150) -> subprocess.Complet
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     root = tmp_path_factory.mktemp("trainer")
     cache, out = root / "cache", root / "bundle"
-    proc = _run(["train", "--quick", "--no-degrade", "--data", str(GTZAN), "--out", str(out),
+    proc = _run(["train", "--quick", "--no-degrade", "--recipe", "default", "--data", str(GTZAN), "--out", str(out),
                  "--cache-dir", str(cache), "--workers", "2", "--threads", "1"], cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, cache, proc
@@ -89,8 +91,8 @@ def test_second_run_reads_the_feature_cache(quick_run: tuple[Path, Path, object]
     out, cache, _ = quick_run
     first = json.loads((out / "report.json").read_text())["data"]
     assert first["features_computed"] > 0
-    proc = _run(["train", "--quick", "--no-degrade", "--data", str(GTZAN), "--out", str(tmp_path / "again"),
-                 "--cache-dir", str(cache), "--threads", "1"], cwd=tmp_path)
+    proc = _run(["train", "--quick", "--no-degrade", "--recipe", "default", "--data", str(GTZAN), "--out",
+                 str(tmp_path / "again"), "--cache-dir", str(cache), "--threads", "1"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["data"]["features_computed"] == 0
@@ -181,7 +183,7 @@ def test_corrupt_file_is_skipped_and_reported(tmp_path: Path) -> None:
             shutil.copy(GTZAN / genre / f"{genre}.0000{i}.ogg", data / genre / f"{genre}.0000{i}.ogg")
     (data / "metal" / "metal.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")  # like GTZAN jazz.00054
     (data / "blues" / "blues.00009.wav").write_bytes(b"")
-    proc = _run(["train", "--no-degrade", "--data", str(data), "--out", str(tmp_path / "o"),
+    proc = _run(["train", "--no-degrade", "--recipe", "default", "--data", str(data), "--out", str(tmp_path / "o"),
                  "--cache-dir", str(tmp_path / "c"), "--epochs", "1", "--workers", "1"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "metal.00054" in proc.stderr  # the warning names the file
@@ -213,14 +215,15 @@ def _gtzan_download(root: Path, genres: dict[str, list[int]], seconds: float) ->
 @pytest.mark.slow
 def test_a_gtzan_download_with_its_broken_file_trains_with_the_room_chain(tmp_path: Path) -> None:
     """Issue 12: a real GTZAN folder crashed (KeyError ('jazz.00003', 'aug/0')) once a file failed to decode,
-    because the clips were split twice. With the room chain on, the run now trains, reports the skip, ships."""
+    because the clips were split twice. With the room chain on, the run now trains, reports the skip, ships.
+    It runs the recipe a user gets from a bare ``genre-train train``: the tagger."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng (apt) is needed by the room chain's babble and the reject class")
     data = _gtzan_download(tmp_path, {"blues": [0, 40, 80], "classical": [0, 50, 99], "jazz": [1, 3, 30],
                                       "pop": [0, 45, 90]}, seconds=8.0)
     out = tmp_path / "bundle"
-    proc = _run(["train", "--quick", "--data", str(data), "--out", str(out), "--cache-dir", str(tmp_path / "c"),
-                 "--workers", "2", "--threads", "1"], cwd=tmp_path, timeout=300)
+    proc = _run(["train", "--quick", "--data", str(data), "--out", str(out), "--workers", "2"], cwd=tmp_path,
+                timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "jazz.00054" in proc.stderr and "no artist metadata" in proc.stderr
@@ -235,12 +238,14 @@ def test_a_gtzan_download_with_its_broken_file_trains_with_the_room_chain(tmp_pa
     clips = {c["clip_id"]: c for c in plan["clips"]}
     assert "jazz.00054" not in clips and [s["clip_id"] for s in plan["skipped"]] == ["jazz.00054"]
     assert set(plan["train"]) | set(plan["test"]) == set(clips) and not set(plan["train"]) & set(plan["test"])
+    unseen = [f"eval/{c}" for c in UNSEEN_CONDITIONS]
     for cid in plan["train"]:
-        assert clips[cid]["variants"] == ["clean", "aug/0"], clips[cid]
+        assert clips[cid]["variants"] == ["clean", "aug/0", "noise/0"], clips[cid]
     for cid in plan["test"]:
-        assert clips[cid]["variants"] == ["clean", "eval/mild", "eval/typical", "eval/harsh"], clips[cid]
+        assert clips[cid]["variants"] == ["clean", "eval/mild", "eval/typical", "eval/harsh", *unseen], clips[cid]
     assert {clips[c]["genre"] for c in plan["test"]} >= {"blues", "classical", "jazz", "pop"}
-    assert set(report["shipped"]["robustness_int8"]) == {"clean", "mild", "typical", "harsh"}
+    assert set(report["shipped"]["robustness_int8"]) == {"clean", "mild", "typical", "harsh", *UNSEEN_CONDITIONS}
+    assert report["shipped"]["family"] == "tagger"
 
 
 @pytest.mark.slow

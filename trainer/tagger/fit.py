@@ -82,8 +82,9 @@ def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx
     what each lever buys on the held-out clips, clean, in the training chain and in the unseen family."""
     rooms = [c for c in copies if c.startswith("aug/")]
     noise = [c for c in copies if c.startswith("noise/")]
+    half = [*rooms[: (len(rooms) + 1) // 2], *noise[: (len(noise) + 1) // 2]]
     options = {"clean windows only": [], "clean + room copies": rooms, "clean + wide-noise copies": noise,
-               "clean + both": [*rooms, *noise]}
+               "clean + half of both": half, "clean + both": [*rooms, *noise]}
     out: dict[str, dict[str, object]] = {}
     seen: set[tuple[str, ...]] = set()
     for name, chosen in options.items():
