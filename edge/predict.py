@@ -72,10 +72,12 @@ def published_file(path: Path, bundle: Bundle, hop_frames: int) -> list[Hop]:
     spec = bundle.spec
     signal = _load(path, bundle)
     classifier = Classifier(spec, bundle.model, bundle.decision, hop_frames * spec.hop_length / spec.sample_rate)
-    # One hop of samples per push: windows then close exactly on the hop grid, as the daemon's sources
-    # deliver audio up to each window's end (0.1 s chunks would close them up to 4 frames late).
+    # Audio up to each window's end per push, as the daemon's sources deliver it: the first window's span, then a
+    # hop at a time, so windows close exactly on the hop grid (fixed hop-sized pushes close the first window late
+    # whenever the span is not a whole number of hops, e.g. the tagger's 48384 samples at 24064 a hop).
     chunk = classifier.hop_frames * spec.hop_length
-    hops = (classifier.push(signal[i : i + chunk]) for i in range(0, signal.size, chunk))
+    ends = range(spec.window_span_samples, signal.size + chunk, chunk)
+    hops = (classifier.push(signal[max(0, end - chunk) if i else 0 : end]) for i, end in enumerate(ends))
     return [h for h in hops if h is not None]
 
 
