@@ -18,7 +18,7 @@ from trainer.augment.unseen import UNSEEN_CONDITIONS
 
 REPO = Path(__file__).resolve().parents[2]
 GTZAN = REPO.parent / "shared" / "gtzan"
-DEFAULT_BUNDLE = REPO / "edge" / "models" / "default"
+LITE_BUNDLE = REPO / "edge" / "models" / "lite"  # the int8 MFCC model: what the int8 parity check guards
 
 pytestmark = pytest.mark.skipif(not (GTZAN / "manifest.csv").is_file(), reason=f"GTZAN subset not found at {GTZAN}")
 
@@ -103,8 +103,7 @@ def test_second_run_reads_the_feature_cache(quick_run: tuple[Path, Path, object]
 
 @pytest.mark.slow
 def test_parity_check_catches_a_wrong_input_scale(tmp_path: Path) -> None:
-    if not (DEFAULT_BUNDLE / "model.tflite").is_file():
-        pytest.skip("no shipped default bundle yet")
+    assert (LITE_BUNDLE / "model.tflite").is_file(), f"the lite bundle is missing at {LITE_BUNDLE}"
     script = textwrap.dedent(f"""
         import shutil, sys
         from pathlib import Path
@@ -115,7 +114,7 @@ def test_parity_check_catches_a_wrong_input_scale(tmp_path: Path) -> None:
         from trainer.export.tflite import ParityError, check_parity
         from tensorflow.lite.tools import flatbuffer_utils as fu
 
-        good = Path({str(DEFAULT_BUNDLE / "model.tflite")!r})
+        good = Path({str(LITE_BUNDLE / "model.tflite")!r})
         spec, _ = read_bundle_json(good.parent)
         frames = np.concatenate([mfcc(load_audio(Path({str(GTZAN)!r}) / p, spec.sample_rate), spec)
                                  for p in ("blues/blues.00001.ogg", "metal/metal.00002.ogg", "pop/pop.00003.ogg")])
