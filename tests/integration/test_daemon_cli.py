@@ -37,7 +37,7 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     [
         ("[mqtt]\nport = 'x'\n", "mqtt.port: must be an integer"),
         ("[mqtt]\nbogus = 1\n", "mqtt.bogus: unknown key"),
-        ("[pipeline]\nhop_s = -1\n", "pipeline.hop_s: must be in"),
+        ("[pipeline]\nhop_s = -1\n", "pipeline.hop_s: must be 0 (the model's own, model.json) or in"),
         ("[source]\nkind = 'file'\npath = '/no/such.ogg'\n", "source.path: /no/such.ogg: no such file"),
         ("[mqtt\n", "invalid TOML"),
     ],
