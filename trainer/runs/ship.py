@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from trainer.data.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
 from trainer.evaluate.scores import ClipWindows, score
+from trainer.export.meta import bundle_meta
 from trainer.export.tflite import TfliteRunner, check_parity, run_tflite, to_tflite
 from trainer.model.recipes import Recipe
 from trainer.model.train import prepare
@@ -86,20 +85,10 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
     if save_float:
         (out / "model_float.tflite").write_bytes(float_bytes)
     cm = confusion(y_test, int8_clip_pred, n)
-    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M") + "-" + hashlib.sha256(int8_bytes).hexdigest()[:8]
-    meta = {
-        "version": version,
-        "recipe": recipe.name,
-        "architecture": recipe.model,
-        "params": trained.params,
-        "quantization": "int8 full-integer (int8 input/output)",
-        "seed": seed,
-        "trained_on": f"{len(train_idx)} clips ({', '.join(f'{k}={v}' for k, v in data.counts().items())} in all)",
-        "test_clips": len(test_idx),
-        "clip_rule": "mean of window log-probabilities (edge.scoring.mean_log_probs)",
-        "command": command,
-        "decision": playlist_run.tuned,
-    }
+    meta = bundle_meta(int8_bytes, recipe=recipe.name, architecture=recipe.model, params=trained.params,
+                       quantization="int8 full-integer (int8 input/output)", seed=seed, train_clips=len(train_idx),
+                       counts=data.counts(), test_clips=len(test_idx), command=command, decision=playlist_run.tuned)
+    version = meta["version"]
     write_bundle_json(out, spec, meta)
     clean = per_condition[CONDITIONS_CLEAN]
     teacher: dict[str, Any] = {}

@@ -3,8 +3,6 @@ export the one-graph bundle, check it against the trainer's own computation, tun
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
 from trainer.evaluate.scores import ClipWindows, score
+from trainer.export.meta import bundle_meta
 from trainer.export.tflite import TfliteRunner, parity
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import run_playlists, tflite_predictor
@@ -88,21 +87,12 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(model_bytes)
     (out / LICENCE_FILE).write_text(licence_text(cache_dir))
-    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M") + "-" + hashlib.sha256(model_bytes).hexdigest()[:8]
-    meta = {
-        "version": version,
-        "recipe": recipe.name,
-        "architecture": recipe.model,
-        "params": 792_079 + int(linear.weight.size + linear.bias.size),
-        "quantization": FORM,
-        "weights": f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}",
-        "seed": seed,
-        "trained_on": f"{len(train_idx)} clips ({', '.join(f'{k}={v}' for k, v in data.counts().items())} in all)",
-        "test_clips": len(test_idx),
-        "clip_rule": "mean of window log-probabilities (edge.scoring.mean_log_probs)",
-        "command": command,
-        "decision": playlist_run.tuned,
-    }
+    meta = bundle_meta(model_bytes, recipe=recipe.name, architecture=recipe.model,
+                       params=792_079 + int(linear.weight.size + linear.bias.size), quantization=FORM,
+                       weights=f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}", seed=seed,
+                       train_clips=len(train_idx), counts=data.counts(), test_clips=len(test_idx), command=command,
+                       decision=playlist_run.tuned)
+    version = meta["version"]
     write_bundle_json(out, spec, meta)
     clean = scores[CLEAN].summary()
     shipped_clean = score(shipped_probs, _cw(owner, data.y[check_idx]), n).summary()
