@@ -146,7 +146,7 @@ def training(clips: list[Any], store: Any, labels: tuple[str, ...], epochs: int)
     from trainer.augment.windows import cut_windows, fit_normalization
     from trainer.model.recipes import get_recipe
     from trainer.model.train import train
-    from trainer.runs.compare import base_spec
+    from trainer.runs.fit import base_spec
 
     clock = _EpochClock()
     train_log = logging.getLogger("trainer.model.train")
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> SectionResult:
     from trainer.augment.windows import cut_windows
     from trainer.data.dataset import extract_features
     from trainer.model.recipes import get_recipe
-    from trainer.runs.compare import base_spec
+    from trainer.runs.fit import base_spec
 
     n_clips = 12 if args.quick else 40
     clips = pick_clips(n_clips)

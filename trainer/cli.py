@@ -32,18 +32,8 @@ from trainer.report.playlist_report import cv_sections, cv_timelines, playlist_f
 from trainer.report.plots import plot_confusion, plot_curves, plot_robustness
 from trainer.report.render import PUBLISHED_FAULT_FILTERED, update_report
 from trainer.runs import ablate
-from trainer.runs.compare import (
-    RUN_KINDS,
-    base_spec,
-    compare,
-    decodable,
-    find_clips,
-    load_data,
-    segment_split_fold,
-    severities_available,
-    train_copies,
-    velardo_segments,
-)
+from trainer.runs.compare import RUN_KINDS, compare, segment_split_fold, velardo_segments
+from trainer.runs.fit import base_spec, decodable, find_clips, load_data, severities_available, train_copies
 from trainer.runs.ship import ship
 from trainer.tagger.cv import tagger_folds
 from trainer.tagger.embed import embed_windows

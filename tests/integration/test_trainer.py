@@ -323,7 +323,8 @@ def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
         import json
         from pathlib import Path
         from trainer.cli import _groups
-        from trainer.runs.compare import base_spec, compare, decodable, find_clips, load_data
+        from trainer.runs.compare import compare
+        from trainer.runs.fit import base_spec, decodable, find_clips, load_data
         from trainer.data.plan import ARTIST, cv_plan
         from trainer.model.recipes import get_recipe
 

@@ -17,7 +17,8 @@ import numpy as np
 from edge.errors import UsageError
 from trainer.evaluate.metrics import mean_std
 from trainer.model.recipes import Recipe
-from trainer.runs.compare import CONDITIONS_CLEAN, compare
+from trainer.runs.compare import compare
+from trainer.runs.fit import CONDITIONS_CLEAN
 
 _KIND = "default_clip_split"
 

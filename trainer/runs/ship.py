@@ -22,7 +22,7 @@ from trainer.export.tflite import TfliteRunner, check_parity, run_tflite, to_tfl
 from trainer.model.recipes import Recipe
 from trainer.model.train import prepare
 from trainer.report.playlist_report import run_playlists, tflite_predictor
-from trainer.runs.compare import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
+from trainer.runs.fit import CONDITIONS_CLEAN, Data, eval_hop, fit_and_evaluate, train_copies
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]

@@ -12,7 +12,8 @@ from typing import Any
 
 from trainer.data.plan import CLEAN, Split
 from trainer.model.recipes import Recipe
-from trainer.runs.compare import FoldResult, robustness, summarize, train_copies
+from trainer.runs.compare import robustness, summarize
+from trainer.runs.fit import FoldResult, train_copies
 from trainer.tagger.fit import TaggerData, evaluate, fit
 
 PARAMS = 792_079  # MSD_musicnn's; the head adds (1706 + 1) x classes
