@@ -15,7 +15,7 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import MODEL_FILE, write_bundle_json
 from edge.decide.params import DecisionParams
-from edge.features import mfcc, window_starts
+from edge.features import mfcc
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
@@ -37,18 +37,6 @@ PLAYLIST_EXTRA = ("unseen_room",)  # the stream is also judged in one room of th
 FORM = "float16-stored weights (float32 compute)"
 
 
-def _bundle_windows(data: TaggerData, idx: Sequence[int]) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid."""
-    spec = data.spec
-    wins, owner = [], []
-    for k, i in enumerate(idx):
-        frames = mfcc(load_audio(data.clips[i].path, spec.sample_rate), spec)  # type: ignore[attr-defined]
-        for s in window_starts(frames.shape[0], spec, spec.frames_per_window):
-            wins.append(frames[s : s + spec.frames_per_window])
-            owner.append(k)
-    return np.stack(wins), np.asarray(owner, dtype=np.int64)
-
-
 def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, copies: Sequence[str],
                 conditions: Sequence[str], severities: Sequence[str], seed: int, command: str, cache_dir: Path,
                 false_genre_clips: int = 24) -> dict[str, Any]:
@@ -66,8 +54,11 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     ablations = tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed) if copies else {}
     model_bytes = bundle_model(cache_dir, linear)
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
+    # Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid.
     check_idx = list(test_idx[:PARITY_CLIPS])
-    windows, owner = _bundle_windows(data, check_idx)
+    check_cw = ClipWindows.build([mfcc(load_audio(data.clips[i].path, data.spec.sample_rate), data.spec)
+                                  for i in check_idx], data.y[check_idx], data.spec, data.spec.frames_per_window)
+    windows = check_cw.windows
     shipped_probs = TfliteRunner(model_bytes)(windows)
     trainer_probs = tagger_fit.window_probs(linear, data, np.asarray(check_idx), CLEAN).windows
     if trainer_probs.shape != shipped_probs.shape:
@@ -95,7 +86,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     version = meta["version"]
     write_bundle_json(out, spec, meta)
     clean = scores[CLEAN].summary()
-    shipped_clean = score(shipped_probs, _cw(owner, data.y[check_idx]), n).summary()
+    shipped_clean = score(shipped_probs, check_cw, n).summary()
     cm = confusion(data.y[test_idx], scores[CLEAN].clip_pred, n)
     return {
         "family": "tagger",
@@ -107,7 +98,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "segment_accuracy_float": clean["segment_accuracy"],
         "segment_accuracy_int8": clean["segment_accuracy"],
         "bundle_check": {"clips": len(check_idx), "windows": int(windows.shape[0]), "bundle": shipped_clean,
-                         "trainer": score(trainer_probs, _cw(owner, data.y[check_idx]), n).summary(),
+                         "trainer": score(trainer_probs, check_cw, n).summary(),
                          "max_abs_prob_diff": float(np.abs(trainer_probs - shipped_probs).max())},
         "int8_float_top1_agreement": check.top1_agreement,
         "parity": check.to_dict(),
@@ -134,7 +125,3 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "copies": list(copies),
     }
 
-
-def _cw(owner: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]) -> ClipWindows:
-    """Window owners and clip labels for ``score``, which needs no windows once it has probabilities."""
-    return ClipWindows(np.zeros((owner.size, 0), dtype=np.float32), owner, labels)
