@@ -46,7 +46,10 @@ class Decider:
         self.params = params
         self.names = tuple(NOT_MUSIC if is_reject(label) else label for label in labels)
         self._genre_mask = np.array([not is_reject(label) for label in labels])
-        self._filter = StickyFilter(len(labels), params.switch_per_hop, params.temperature)
+        rejects = [i for i, label in enumerate(labels) if is_reject(label)]
+        self._reject = rejects[0] if rejects else None
+        self._filter = StickyFilter(len(labels), params.switch_per_hop, params.temperature, reject_index=self._reject,
+                                    reject_switch=params.reject_switch_per_hop if rejects else 0.0)
         self._smoother = LogProbSmoother(len(labels), params.smoothing_windows)
         self.hysteresis = Hysteresis(params.hysteresis_windows)
         self.belief: npt.NDArray[np.float64] | None = None
@@ -69,6 +72,13 @@ class Decider:
 
     def update(self, probs: AnyFloat) -> Decision:
         """Fold in one window's class probabilities (the model's output order)."""
+        reset_at, r = self.params.reject_reset, self._reject
+        if (r is not None and reset_at < 1.0 and probs[r] >= reset_at and self.belief is not None
+                and int(np.argmax(self.belief)) != r):
+            # A window this sure of not-music ends a song's evidence, as silence does: talk after a song must
+            # not have to outvote the whole song first. Only while music leads, so talk's evidence can build.
+            self._filter.reset()
+            self._smoother.reset()
         if self.params.rule == "hmm":
             belief = self._filter.update(probs)
         else:

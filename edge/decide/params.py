@@ -30,6 +30,13 @@ class DecisionParams:
     smoothing_windows: int = 5  # mean: N, the mean of the last N windows' log-probabilities
     hysteresis_windows: int = 2  # a new state must lead K consecutive hops before it is published
     hold: bool = True  # keep the published state while it is the most probable class, however sure
+    # hmm, talk after a song: a song can end in talk at any hop, but rarely in another genre mid-song. This
+    # extra per-hop chance of music -> not_music caps how far a long song's genre can lead the reject class, so
+    # talk that follows a song is not published as the song's genre for its first ten seconds. 0 = symmetric.
+    reject_switch_per_hop: float = 0.0
+    # Both rules: while music leads, a window whose not-music probability reaches this resets the evidence, as
+    # silence does (1.0 = never: a softmax reaches 1.0 only by rounding).
+    reject_reset: float = 1.0
 
     def __post_init__(self) -> None:
         problem = self.problem()
@@ -43,6 +50,9 @@ class DecisionParams:
             ("silence_dbfs", -120 <= self.silence_dbfs <= 0, f"must be in -120..0 dBFS, got {self.silence_dbfs}"),
             ("min_confidence", 0 <= self.min_confidence <= 1, f"must be in 0..1, got {self.min_confidence}"),
             ("switch_per_hop", 0 < self.switch_per_hop < 0.5, f"must be in (0, 0.5), got {self.switch_per_hop}"),
+            ("reject_switch_per_hop", 0 <= self.reject_switch_per_hop < 0.5,
+             f"must be in [0, 0.5), got {self.reject_switch_per_hop}"),
+            ("reject_reset", 0.5 <= self.reject_reset <= 1, f"must be in 0.5..1, got {self.reject_reset}"),
             ("temperature", 0.1 <= self.temperature <= 20 and math.isfinite(self.temperature),
              f"must be in 0.1..20, got {self.temperature}"),
             ("smoothing_windows", 1 <= self.smoothing_windows <= 100,

@@ -129,3 +129,54 @@ def test_out_of_range_params_name_the_key() -> None:
     with pytest.raises(ValueError, match="unknown decision key"):
         DecisionParams.from_dict({"bogus": 1})
     assert DecisionParams.from_dict(DecisionParams(temperature=3.0).to_dict()).temperature == 3.0
+
+
+def _first(out: list[str], state: str, after: int) -> int:
+    """Hops after ``after`` until ``state`` is first published."""
+    return out[after:].index(state)
+
+
+def test_talk_after_a_long_song_is_not_music_sooner_with_the_talk_prior() -> None:
+    # A long, sure song, then talk the model is as sure of: the symmetric filter lets the song's lead carry
+    # the genre into the talk; the music -> not-music prior caps that lead.
+    probs = stream([("jazz", 200), ("not_music", 20)], p_true=0.9)
+    symmetric = states(probs, DecisionParams(switch_per_hop=0.005, temperature=3.0))
+    talk_prior = states(probs, DecisionParams(switch_per_hop=0.005, temperature=3.0, reject_switch_per_hop=0.05))
+    assert symmetric[199] == talk_prior[199] == "jazz"
+    assert _first(talk_prior, NOT_MUSIC, 200) < _first(symmetric, NOT_MUSIC, 200)
+    assert _first(talk_prior, NOT_MUSIC, 200) <= 3  # two windows of hysteresis and one to turn
+
+
+def test_a_sure_not_music_window_resets_the_evidence() -> None:
+    probs = stream([("jazz", 200), ("not_music", 20)], p_true=0.9)
+    base = DecisionParams(switch_per_hop=0.005, temperature=3.0)
+    plain = states(probs, base)
+    reset = states(probs, DecisionParams(switch_per_hop=0.005, temperature=3.0, reject_reset=0.8))
+    assert _first(reset, NOT_MUSIC, 200) < _first(plain, NOT_MUSIC, 200)
+
+
+def test_talk_prior_keeps_a_steady_song_steady_through_odd_windows() -> None:
+    # One window in 15 leans to not-music (a spoken intro, a quiet bar): neither lever may flap the song.
+    for params in (DecisionParams(reject_switch_per_hop=0.05), DecisionParams(reject_reset=0.9)):
+        probs = stream([("jazz", 150)], p_true=0.7, odd_every=15, odd_run=1)
+        probs[::15] = np.array([0.1, 0.25, 0.05, 0.6])  # not-music, but not sure of it
+        out = states(probs, params)
+        assert changes(out[10:]) == 0 and out[-1] == "jazz", params
+
+
+def test_talk_levers_do_nothing_without_a_reject_class() -> None:
+    labels = ("blues", "jazz", "metal")
+    probs = np.tile(np.array([0.1, 0.8, 0.1]), (30, 1))
+    a = [d.state for d in decide_windows(probs, np.full(30, LOUD), labels, DecisionParams())]
+    b = [d.state for d in decide_windows(probs, np.full(30, LOUD), labels,
+                                         DecisionParams(reject_switch_per_hop=0.1, reject_reset=0.6))]
+    assert a == b
+
+
+def test_filter_with_talk_prior_stays_normalised() -> None:
+    f = StickyFilter(4, 0.01, 2.0, reject_index=3, reject_switch=0.1)
+    for _ in range(300):
+        post = f.update(np.array([0.97, 0.01, 0.01, 0.01]))
+    assert post.sum() == pytest.approx(1.0)
+    # The lead over not-music is bounded by the talk prior, not by the genre switch prior.
+    assert np.log(post[0] / post[3]) < np.log(post[0] / post[1])
