@@ -17,15 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge.errors import EX_USAGE, GenreError, UsageError
 from edge.spec import musicnn_spec
 from trainer.augment.unseen import UNSEEN_CONDITIONS
 from trainer.data.dataset import DatasetError, default_cache_dir
-from trainer.data.groups import artist_groups, complete_genres, read_artist_meta, read_fault_filtered
-from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
-from trainer.data.plan import CLEAN, CLIP, CORE, FAULT_FILTERED, HOLDOUT, cv_plan, eval_variants, train_plan
+from trainer.data.groups import complete_genres, read_fault_filtered
+from trainer.data.plan import CLEAN, CLIP, CORE, FAULT_FILTERED, cv_plan, eval_variants, train_plan
 from trainer.data.split import segment_folds
 from trainer.model.recipes import RECIPES, Recipe, get_recipe
 from trainer.report.playlist_report import cv_sections, cv_timelines, playlist_fold, plot_timelines, shipped_section
@@ -33,24 +30,18 @@ from trainer.report.plots import plot_confusion, plot_curves, plot_robustness
 from trainer.report.render import PUBLISHED_FAULT_FILTERED, update_report
 from trainer.runs import ablate
 from trainer.runs.compare import RUN_KINDS, compare, segment_split_fold, velardo_segments
-from trainer.runs.fit import base_spec, decodable, find_clips, load_data, severities_available, train_copies
+from trainer.runs.fit import base_spec, decodable, find_clips, load_data, train_copies
+from trainer.runs.setup import data_section, groups_of, save_plan, setup, skipped_rows
 from trainer.runs.ship import ship
 from trainer.tagger.cv import tagger_folds
 from trainer.tagger.embed import embed_windows
 from trainer.tagger.export import embedding_model
 from trainer.tagger.fit import TaggerData
-from trainer.tagger.ship import ship_tagger
+from trainer.tagger.run import stream_cv, train_tagger, with_negatives
 from trainer.teacher.embed import embed_clips
 from trainer.teacher.wheel import LICENCE
 
 log = logging.getLogger("genre-train")
-REPO = Path(__file__).resolve().parent.parent
-
-
-def default_data_dir() -> Path:
-    """``../shared/gtzan`` next to the working directory, else next to the repository."""
-    here = Path("../shared/gtzan")
-    return here if here.is_dir() else REPO.parent / "shared" / "gtzan"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-tagger", action="store_true", help="skip the tagger rows (tagger_linear, tagger)")
     compare.add_argument("--no-unseen", action="store_true",
                          help="score the training chain's severities only, not the unseen room family")
+    stream = sub.add_parser("stream", parents=[common],
+                            help="the published stream by k-fold CV by artist in the shipped configuration (the "
+                                 "tagger with its reject class): the rule tuned out of sample per fold, playlists "
+                                 "with speech and TV talk, clean and in every room")
+    stream.add_argument("--recipe", choices=sorted(k for k, r in RECIPES.items() if r.family == "tagger"),
+                        default="tagger")
+    stream.add_argument("--folds", type=int, default=3)
     ablate = sub.add_parser("ablate", parents=[common],
                             help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
     ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -125,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, command)
         if args.command == "ablate":
             return _ablate(args, command)
+        if args.command == "stream":
+            return stream_cv(args, command, _recipe(args.recipe, args))
         return _compare(args, command)
     except GenreError as exc:
         print(f"genre-train: error: {exc}", file=sys.stderr)
@@ -142,64 +142,29 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
     return get_recipe(name, epochs=args.epochs)
 
 
-def _setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
-    data = args.data or default_data_dir()
-    if not data.exists():
-        raise UsageError(f"{data}: data folder does not exist (pass --data)")
-    cache = args.cache_dir or default_cache_dir()
-    args.out.mkdir(parents=True, exist_ok=True)
-    severities = () if args.no_degrade else severities_available()
-    return data, cache, severities
-
-
-def _data_section(data_dir: Path, data: Any) -> dict[str, Any]:
-    return {"root": str(data_dir), "clips": len(data.clips), "counts": data.counts(),
-            "core_counts": {g: sum(1 for c in data.clips if c.core and c.genre == g) for g in data.labels},
-            "skipped": [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in data.skipped],
-            "skipped_count": len(data.skipped),
-            "features_computed": data.store.computed, "features_cached": data.store.cache_hits}
-
-
-def _groups(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:
-    """Each clip's artist group and the protocol it allows: "artist" with the folder's metadata, else "clip"."""
-    meta = read_artist_meta(data_dir)
-    ids = [c.clip_id for c in clips]
-    if not meta.available:
-        log.warning("%s has no artist metadata (manifest.csv artist, meta/foleis_artist_groups.csv, "
-                    "meta/suspected_repeats.csv): splitting by clip, which is optimistic for GTZAN", data_dir)
-        return ids, "clip"
-    return artist_groups(ids, meta), "artist"
-
-
-def _skipped(skipped: Sequence[Any]) -> list[dict[str, str]]:
-    return [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in skipped]
-
-
 def _train(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
-    data_dir, cache, severities = _setup(args)
+    data_dir, cache, severities = setup(args)
     recipe = _recipe(args.recipe, args)
     if args.settings:
         recipe = dataclasses.replace(recipe, **ablate.parse_settings(args.settings, recipe))
     clips, skipped = find_clips(data_dir, args.quick)
-    if recipe.negatives and args.split == "clip":
-        if any(c.genre == NEGATIVE_LABEL for c in clips):
-            raise UsageError(f"{data_dir}: genre {NEGATIVE_LABEL!r} is reserved for the reject class")
-        clips = [*clips, *negative_clips(cache / "negatives", recipe.negatives, seed=args.seed)]
+    if args.split == "clip":
+        clips = with_negatives(clips, recipe, cache, data_dir, args.seed)
     labels = tuple(sorted({c.genre for c in clips}))
     if args.split == "segment":
         return _train_leaky(args, command, recipe, clips, skipped, cache, data_dir)
     if recipe.family == "tagger":
-        return _train_tagger(args, command, recipe, clips, skipped, cache, data_dir, severities, started)
+        return train_tagger(args, command, recipe, clips, skipped, cache, data_dir, severities, started)
     spec = base_spec(labels, recipe)
     # Decode first, then plan over what decodes: one plan decides the split and every clip's feature copies
     # (room copies for training clips, evaluation rooms for test clips), and ship() trains on that same plan.
     clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
-    groups, protocol = _groups(data_dir, clips)
+    groups, protocol = groups_of(data_dir, clips)
     plan = train_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol,
                       test_fraction=args.test_fraction, seed=args.seed, train_copies=train_copies(recipe, severities),
-                      test_copies=eval_variants(severities), skipped=_skipped(skipped))
-    _save_plan(args, plan, protocol)
+                      test_copies=eval_variants(severities), skipped=skipped_rows(skipped))
+    save_plan(args, plan, protocol)
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
     teacher_info = _attach_teacher(data, plan, recipe, cache, args.workers)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
@@ -222,64 +187,13 @@ def _train(args: argparse.Namespace, command: str) -> int:
         playlist_sections = shipped_section(playlist_run)
         plot_timelines(args.out, "playlist", playlist_run.timeline, data.labels,
                        "shipped model (int8), held-out clips, its tuned rule: truth above, published below")
-    update_report(args.out, {**playlist_sections, "data": _data_section(data_dir, data), "shipped": shipped,
+    update_report(args.out, {**playlist_sections, "data": data_section(data_dir, data), "shipped": shipped,
                              "recipe_definitions": {recipe.name: recipe.to_dict()}})
     for s in data.skipped:
         log.warning("skipped %s: %s", s.clip_id, s.reason)
     log.info("bundle written to %s: clip acc int8 %.3f (float %.3f), macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_accuracy_float"], shipped["clip_macro_accuracy_int8"],
              shipped["tflite_bytes"], shipped["wall_seconds"])
-    return 0
-
-
-def _save_plan(args: argparse.Namespace, plan: Any, protocol: str) -> None:
-    holdout = plan.split(HOLDOUT)
-    plan.save(args.out, extra={"by": protocol, "stratified": True, "seed": args.seed,
-                               "test_fraction": args.test_fraction,
-                               "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
-                               "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
-
-
-def _train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
-                  data_dir: Path, severities: tuple[str, ...], started: float) -> int:
-    """``train`` for the tagger family: the same plan and report, embeddings instead of MFCC features."""
-    labels = tuple(sorted({c.genre for c in clips}))
-    spec = musicnn_spec(labels, recipe.hop_s or 1.0)
-    clips, skipped, _ = decodable(clips, skipped, spec, cache, args.workers)
-    groups, protocol = _groups(data_dir, clips)
-    copies = train_copies(recipe, severities)
-    conditions = (*severities, *UNSEEN_CONDITIONS) if severities else ()
-    plan = train_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol,
-                      test_fraction=args.test_fraction, seed=args.seed, train_copies=copies,
-                      test_copies=eval_variants(conditions), skipped=_skipped(skipped))
-    _save_plan(args, plan, protocol)
-    emb = embed_windows(clips, plan.variants, spec, embedding_model(cache), cache, hop_frames=spec.frames_per_window,
-                        workers=args.workers)
-    if emb.failed:
-        raise DatasetError(f"the tagger could not read {len(emb.failed)} clips: {next(iter(emb.failed.values()))}")
-    y = np.array([labels.index(c.genre) for c in clips], dtype=np.int64)
-    data = TaggerData(list(clips), labels, y, emb, spec)
-    log.info("tagger embeddings for %d clips (%d copies computed, %d cached) in %.0f s; held-out split by %s",
-             len(clips), emb.computed, emb.cached, time.perf_counter() - started, protocol)
-    shipped = ship_tagger(recipe, data, args.out, plan=plan, copies=copies, conditions=conditions,
-                          severities=severities, seed=args.seed, command=command, cache_dir=cache,
-                          false_genre_clips=6 if args.quick else 24)
-    shipped["wall_seconds"] = time.perf_counter() - started
-    playlist_run = shipped.pop("playlist_run")
-    ablations = shipped.pop("tagger_ablations")
-    plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], labels,
-                   f"held-out clips, shipped tagger ({shipped['test_clips']} clips)")
-    plot_timelines(args.out, "playlist", playlist_run.timeline, labels,
-                   "shipped tagger, held-out clips, its tuned rule: truth above, published below")
-    section = {"root": str(data_dir), "clips": len(clips), "counts": data.counts(),
-               "core_counts": {g: sum(1 for c in clips if c.core and c.genre == g) for g in labels},
-               "skipped": _skipped(skipped), "skipped_count": len(skipped),
-               "features_computed": emb.computed, "features_cached": emb.cached}
-    update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
-                             "tagger_ablations": ablations, "recipe_definitions": {recipe.name: recipe.to_dict()}})
-    log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,
-             shipped["clip_accuracy_int8"], shipped["clip_macro_accuracy_int8"], shipped["tflite_bytes"],
-             shipped["wall_seconds"])
     return 0
 
 
@@ -309,7 +223,7 @@ def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
     segments, owners = velardo_segments(data, base_spec(data.labels, recipe))
     folds = segment_folds(segments.shape[0], 5, args.seed)
     result = segment_split_fold(recipe, data, folds, 0, owners, segments, seed=args.seed, threads=args.threads)
-    update_report(args.out, {"data": _data_section(data_dir, data),
+    update_report(args.out, {"data": data_section(data_dir, data),
                              "leaky_segment_split": {"LEAKY": True, "recipe": recipe.name, "command": command,
                                                      **result.scores["clean"].summary()}})
     return 0
@@ -323,11 +237,11 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
     ``extras`` adds the comparison's side splits: by clip, fault-filtered and the balanced core. Test clips get a
     copy per evaluation condition (``conditions``, default the severities).
     """
-    data_dir, cache, _ = _setup(args)
+    data_dir, cache, _ = setup(args)
     clips, skipped = find_clips(data_dir, args.quick)
     spec = base_spec(tuple(sorted({c.genre for c in clips})), spec_recipe)
     clips, skipped, probed = decodable(clips, skipped, spec, cache, args.workers)
-    groups, protocol = _groups(data_dir, clips)
+    groups, protocol = groups_of(data_dir, clips)
     ids = [c.clip_id for c in clips]
     ff = read_fault_filtered(data_dir) if extras and not args.no_fault_filtered else None
     ff_genres = complete_genres(ff, ids)[0] if ff else []
@@ -335,7 +249,7 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
     plan = cv_plan(ids, [c.genre for c in clips], groups, protocol, n_folds=2 if args.quick else args.folds,
                    seed=args.seed, train_copies=copies,
                    test_copies=eval_variants(severities if conditions is None else conditions),
-                   skipped=_skipped(skipped), by_clip=extras and args.clip_split != "off", fault_filtered=ff,
+                   skipped=skipped_rows(skipped), by_clip=extras and args.clip_split != "off", fault_filtered=ff,
                    fault_genres=ff_genres, core=[c.core for c in clips] if extras and not args.no_core else None)
     # The bundle's split.json is the shipped model's; compare and ablate keep their plans beside it.
     plan.save(args.out, name=f"split_{args.command}.json")
@@ -358,7 +272,7 @@ def _fold_table(data: Any, part: dict[str, int], n_folds: int) -> dict[str, list
 
 def _compare(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
-    _, _, severities = _setup(args)
+    _, _, severities = setup(args)
     # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
     every = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
     recipes = {k: r for k, r in every.items() if r.family == "cnn"}
@@ -399,7 +313,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         head["robustness"].update(rows["robustness"])
     folds = plan.split(protocol).n_folds
     # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
-    sections: dict[str, Any] = {"data_compare": _data_section(data_dir, data), "protocol": protocol,
+    sections: dict[str, Any] = {"data_compare": data_section(data_dir, data), "protocol": protocol,
                                 "recipes": head["recipes"], "robustness": head["robustness"],
                                 "recipe_definitions": {k: r.to_dict() for k, r in recipes.items()}}
     if CLIP in runs and protocol != CLIP:
@@ -444,7 +358,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 def _ablate(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
-    _, _, severities = _setup(args)
+    _, _, severities = setup(args)
     if args.severity not in severities:
         raise UsageError(f"--severity {args.severity!r}: the room chain offers {', '.join(severities) or 'nothing'}")
     base = dataclasses.replace(_recipe("default", args), negatives=0)  # the genre task, as compare measures it

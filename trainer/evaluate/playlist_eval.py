@@ -152,32 +152,50 @@ def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: 
     tune_runs = playlist_runs(tune_clips, spec, predict, conditions=tune_conds, seed=seed + 1, purpose="train",
                               cache_dir=cache_dir, setup=tune_setup or setup, not_music=not_music, name="tune")
     t1 = time.perf_counter()
-    result = tune_search([r.probs for r in tune_runs], [r.truth for r in tune_runs], labels,
-                         base_params or DecisionParams(), levels=[r.rms_dbfs for r in tune_runs],
-                         conditions=[r.condition for r in tune_runs])
-    t2 = time.perf_counter()
     test_runs = playlist_runs(test_clips, spec, predict, conditions=[CLEAN, *severities], seed=seed, purpose="eval",
                               cache_dir=cache_dir, setup=setup, not_music=not_music, name="test")
-    t3 = time.perf_counter()
+    return judge(tune_runs, test_runs, labels, base_params or DecisionParams(), keep_timeline=keep_timeline,
+                 seconds={"tune_playlists": t1 - t0, "test_playlists": time.perf_counter() - t1})
+
+
+def judge(tune_runs: Sequence[PlaylistRun], test_runs: Sequence[PlaylistRun], labels: tuple[str, ...],
+          base_params: DecisionParams, *, grid: Mapping[str, Sequence[Any]] | None = None,
+          keep_timeline: bool = False, seconds: Mapping[str, float] | None = None) -> FoldPlaylists:
+    """Tune the rule on ``tune_runs`` (see :func:`trainer.evaluate.tune_rule.tune_search` for ``grid``), then
+    score it and BASELINE on ``test_runs``. A clip in both (a song, or a TV talk's music bed) is an error:
+    the rule would be judged on music it was tuned on."""
+    shared = song_clips(tune_runs) & song_clips(test_runs)
+    if shared:
+        raise ValueError(f"{len(shared)} clip(s) both tuned on and judged on, e.g. {sorted(shared)[0]}")
+    t0 = time.perf_counter()
+    result = tune_search([r.probs for r in tune_runs], [r.truth for r in tune_runs], labels, base_params,
+                         levels=[r.rms_dbfs for r in tune_runs], conditions=[r.condition for r in tune_runs],
+                         grid=grid)
+    t1 = time.perf_counter()
     tuned_states = decide_runs(test_runs, labels, result.params)
     base_states = decide_runs(test_runs, labels, BASELINE)
+    tune_conds = list(dict.fromkeys(r.condition for r in tune_runs))
     out = FoldPlaylists(
         tuned=result.params.to_dict(), metrics=score_runs(test_runs, tuned_states),
         baseline=score_runs(test_runs, base_states),
         tuning={"score": result.score, "metrics": result.metrics, "evaluated": result.evaluated,
                 "conditions": tune_conds, **_counts(tune_runs)},
         counts=_counts(test_runs),
-        seconds={"tune_playlists": t1 - t0, "tune_search": t2 - t1, "test_playlists": t3 - t2,
-                 "decide_score": time.perf_counter() - t3, "total": time.perf_counter() - t0})
+        seconds={**(seconds or {}), "tune_search": t1 - t0, "decide_score": time.perf_counter() - t1})
+    out.seconds["total"] = sum(out.seconds.values())
     if keep_timeline:
         out.timeline = [{"playlist": r.plan.name, "condition": r.condition, "duration_s": r.plan.duration_s,
                          "segments": [(s.label, s.onset_s, s.offset_s) for s in r.truth.segments],
                          "times_s": r.truth.times_s.tolist(), "states": st}
                         for r, st in zip(test_runs, tuned_states, strict=True)]
-    log.info("playlists: %s in %.0f s (tune playlists %.0f s, search %.0f s, test playlists %.0f s)",
-             out.counts, out.seconds["total"], out.seconds["tune_playlists"], out.seconds["tune_search"],
-             out.seconds["test_playlists"])
+    log.info("playlists: %s in %.0f s (search %.0f s)", out.counts, out.seconds["total"], out.seconds["tune_search"])
     return out
+
+
+def song_clips(runs: Sequence[PlaylistRun]) -> set[str]:
+    """Every clip whose audio plays in ``runs``: songs and TV talk's music beds."""
+    return {clip for r in runs for seg in r.plan.segments
+            for clip in ((seg.source,) if seg.kind == "song" else ()) + ((seg.bed,) if seg.bed else ())}
 
 
 def _counts(runs: Sequence[PlaylistRun]) -> dict[str, Any]:

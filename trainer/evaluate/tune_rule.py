@@ -27,25 +27,32 @@ from trainer.evaluate.stream_metrics import StreamCounts, Truth, combine, count,
 log = logging.getLogger(__name__)
 AnyFloat = npt.NDArray[np.floating[Any]]
 
-# Values each constant may take; the search moves one constant at a time over its row.
-# Only steady settings are offered. The tuning playlists are made of clips the model was trained on, and
-# even in a fresh room it is overconfident there: measured on the shipped model (artist split), its
-# tuning playlists flapped 0-0.6 times a minute within a song where its held-out ones flapped 4.5-7.5,
-# so a free search picked the jumpiest rule (switch 0.1/hop, T 1, no hysteresis), which only looks good
-# where nothing flaps. Tuning cannot see flapping, so the grid rules it out: at most a 2 % switch prior
-# per hop, tempered windows, two hops of hysteresis.
+# Values each constant may take; the search moves one constant at a time over its row. The rows for the
+# reject class (talk after a song) matter only for models that have one. Whether the search may reach the
+# jumpy end of a row depends on what it is tuned on: on playlists of the model's own training clips it
+# cannot see flapping (measured on an MFCC model: 0-0.6 within-song changes a minute there against 4.5-7.5
+# on held-out artists), so :data:`STEADY_GRID` rules the jumpy settings out; on out-of-sample predictions
+# (:mod:`trainer.tagger.stream`) the search sees flapping as it will be, and :data:`GRID` offers the full rows.
 GRID: dict[str, dict[str, tuple[Any, ...]]] = {
     "hmm": {
-        "temperature": (1.5, 2.0, 3.0, 4.0, 6.0),
-        "switch_per_hop": (0.002, 0.005, 0.01, 0.02),
+        "temperature": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0),
+        "switch_per_hop": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05),
         "min_confidence": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-        "hysteresis_windows": (2, 3, 4),
+        "hysteresis_windows": (1, 2, 3, 4, 5),
+        "reject_switch_per_hop": (0.0, 0.01, 0.02, 0.05, 0.1),
+        "reject_reset": (1.0, 0.95, 0.9, 0.8, 0.7),
     },
     "mean": {
         "smoothing_windows": (3, 5, 8, 12, 20),
         "min_confidence": (0.25, 0.35, 0.45, 0.55),
         "hysteresis_windows": (1, 2, 3, 5),
+        "reject_reset": (1.0, 0.9, 0.8),
     },
+}
+STEADY_GRID: dict[str, dict[str, tuple[Any, ...]]] = {
+    "hmm": {**GRID["hmm"], "temperature": (1.5, 2.0, 3.0, 4.0, 6.0), "switch_per_hop": (0.002, 0.005, 0.01, 0.02),
+            "hysteresis_windows": (2, 3, 4)},
+    "mean": GRID["mean"],
 }
 
 
@@ -125,7 +132,7 @@ def tune_search(probs_by_playlist: Sequence[AnyFloat], truth: Sequence[Truth], l
         raise ValueError(f"need one truth per playlist, got {n} playlists and {len(truth)} truths")
     lv = list(levels) if levels is not None else [np.zeros(len(p)) for p in probs_by_playlist]
     conds = list(conditions) if conditions is not None else ["all"] * n
-    rows = dict(grid if grid is not None else GRID[base_params.rule])
+    rows = dict(grid if grid is not None else STEADY_GRID[base_params.rule])
     seen: dict[DecisionParams, float] = {}
     trail: list[tuple[dict[str, Any], float]] = []
 

@@ -51,7 +51,7 @@ _TABLE_KEYS = (("time_accuracy", "time acc", 100), ("settled_accuracy", "settled
                ("genre_share_not_music", "not-music as genre %", 100))
 
 
-def _pick(clips: Sequence[Any], setup: PlaylistSetup, seed: int) -> list[Any]:
+def pick_clips(clips: Sequence[Any], setup: PlaylistSetup, seed: int) -> list[Any]:
     """The music clips a playlist set uses (the same seeded cap the builder applies), before decoding."""
     music = [c for c in clips if not is_reject(c.genre)]
     keep = {s.clip_id for s in select_songs([Song(c.clip_id, c.genre, 0) for c in music], setup.max_per_genre, seed)}
@@ -63,8 +63,8 @@ def run_playlists(test_clips: Sequence[Any], tune_clips: Sequence[Any], spec: An
                   keep_timeline: bool = False) -> FoldPlaylists:
     """Decode the picked clips and run :func:`trainer.evaluate.playlist_eval.evaluate_fold`."""
     sr = spec.sample_rate
-    test = decoded_clips(_pick(test_clips, TEST_SETUP, seed), sr)
-    tune = decoded_clips(_pick(tune_clips, TUNE_SETUP, seed + 1), sr)
+    test = decoded_clips(pick_clips(test_clips, TEST_SETUP, seed), sr)
+    tune = decoded_clips(pick_clips(tune_clips, TUNE_SETUP, seed + 1), sr)
     return evaluate_fold(test, tune, spec, predict, severities=severities, seed=seed, cache_dir=cache_dir,
                          base_params=DecisionParams(), setup=TEST_SETUP, tune_setup=TUNE_SETUP,
                          tune_conditions=TUNE_CONDITIONS, keep_timeline=keep_timeline)
@@ -226,5 +226,5 @@ def tflite_predictor(model_bytes: bytes) -> Predict:
     return predict
 
 
-__all__ = ["CLEAN", "cv_sections", "cv_timelines", "md_lines", "playlist_fold", "plot_timelines", "run_playlists",
-           "shipped_section", "tflite_predictor"]
+__all__ = ["CLEAN", "cv_sections", "cv_timelines", "md_lines", "pick_clips", "playlist_fold", "plot_timelines",
+           "run_playlists", "shipped_section", "tflite_predictor"]

@@ -91,6 +91,54 @@ def _embed_one(job: tuple[str, str, str, list[str], dict[str, Any], str, str, in
     return clip_id, None, done
 
 
+def _embed_batch(inputs: FloatArray) -> FloatArray:
+    model: TfliteModel = _worker["model"]
+    rows = [model.run(window) for window in inputs]
+    return np.stack(rows) if rows else np.zeros((0, model.output_size), dtype=np.float32)
+
+
+class InputEmbedder:
+    """Embedding-model rows of any model inputs (a playlist's windows), in lite-runtime worker processes, cached
+    on disk by the inputs' bytes and the embedding model + feature code key. Use as a context manager."""
+
+    BATCH = 64  # windows per job: both workers busy on one playlist, little pickling per job
+
+    def __init__(self, model: Path, cache_dir: Path | None, workers: int | None = None) -> None:
+        self.model = model
+        self.cache = cache_dir / f"tagger-{_model_tag(model)}-{feature_code_tag()}" / "inputs" if cache_dir else None
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.computed = self.cached = 0
+        self._pool: Any = None
+
+    def __enter__(self) -> InputEmbedder:
+        self._pool = mp.get_context("spawn").Pool(self.workers, initializer=_init, initargs=(str(self.model),))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        key = hashlib.sha256(repr(x.shape).encode() + x.tobytes()).hexdigest()[:32]
+        path = self.cache / f"{key}.npy" if self.cache else None
+        if path is not None and path.is_file():
+            self.cached += x.shape[0]
+            loaded: FloatArray = np.load(path)
+            return loaded
+        if self._pool is None:
+            raise RuntimeError("InputEmbedder is used as a context manager (it owns worker processes)")
+        parts = self._pool.map(_embed_batch, [x[i : i + self.BATCH] for i in range(0, x.shape[0], self.BATCH)])
+        rows = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        self.computed += x.shape[0]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, rows)
+            tmp.replace(path)
+        return rows
+
+
 def embed_windows(clips: Sequence[Any], variants: Mapping[str, Sequence[str]], spec: FeatureSpec, model: Path,
                   cache_dir: Path, *, hop_frames: int, workers: int | None = None, aug_seed: int = 0,
                   progress: bool = True) -> WindowEmbeddings:

@@ -23,17 +23,17 @@ from trainer.evaluate.scores import ClipWindows, score
 from trainer.export.meta import bundle_meta
 from trainer.export.tflite import TfliteRunner, parity
 from trainer.model.recipes import Recipe
-from trainer.report.playlist_report import run_playlists, tflite_predictor
 from trainer.tagger import fit as tagger_fit
-from trainer.tagger.export import bundle_model
+from trainer.tagger.embed import InputEmbedder
+from trainer.tagger.export import bundle_model, embedding_model
 from trainer.tagger.fit import TaggerData
+from trainer.tagger.stream import TEST_EXTRA, group_of, stream_fold
 from trainer.teacher.wheel import LICENCE, licence_text
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
 LICENCE_FILE = "LICENSE-musicnn.md"
 PARITY_CLIPS = 40  # held-out clips whose clean windows run through the exported bundle besides the numpy head
-PLAYLIST_EXTRA = ("unseen_room",)  # the stream is also judged in one room of the unseen family
 FORM = "float16-stored weights (float32 compute)"
 
 
@@ -67,13 +67,15 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f", windows.shape[0],
              check.top1_agreement, float(np.abs(trainer_probs - shipped_probs).max()))
 
+    # The rule: tuned on cross-fitted playlists of the training clips (trainer.tagger.stream), judged on the
+    # held-out clips' playlists scored by the shipped head.
     spec = data.spec
-    predict = tflite_predictor(model_bytes)
-    playlist_run = run_playlists([data.clips[i] for i in test_idx], [data.clips[i] for i in train_idx], spec,
-                                 predict, severities=(*severities, *PLAYLIST_EXTRA), seed=seed, cache_dir=cache_dir,
-                                 keep_timeline=True)
+    with InputEmbedder(embedding_model(cache_dir), cache_dir) as embed:
+        groups = group_of(data, plan.clip_ids, plan.groups)
+        playlist_run = stream_fold(recipe, data, train_idx, test_idx, linear, groups, copies, severities=severities,
+                                   embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True)
     false_genre = false_genre_report(TfliteRunner(model_bytes), spec, cache_dir=cache_dir,
-                                     severities=(*severities, *PLAYLIST_EXTRA), count=false_genre_clips, seed=seed,
+                                     severities=(*severities, *TEST_EXTRA), count=false_genre_clips, seed=seed,
                                      params=DecisionParams.from_dict(playlist_run.tuned))
     out.mkdir(parents=True, exist_ok=True)
     (out / MODEL_FILE).write_bytes(model_bytes)

@@ -1,0 +1,86 @@
+"""The tagger's out-of-sample rule tuning: which clips each cross-fitted head may see, and no clip both tuned on
+and judged on. Real playlists of synthesised clips, the edge front end, and a stand-in for the embedding model
+(a fixed function of the window), so the test is about the split, not about musicnn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.decide.params import DecisionParams
+from edge.spec import musicnn_spec
+from trainer.data.dataset import Clip
+from trainer.data.split import grouped_folds
+from trainer.evaluate.playlist_eval import PlaylistRun, decoded_clips, judge, playlist_runs
+from trainer.model.recipes import get_recipe
+from trainer.tagger.embed import WindowEmbeddings
+from trainer.tagger.export import N_TAGS
+from trainer.tagger.fit import TaggerData, fit
+from trainer.tagger.stream import CROSSFIT, crossfit_tune_runs, head_predict
+
+GENRES = ("blues", "jazz", "not_music")
+DIM = 8  # the stand-in embedding's width
+
+
+def _embed(x: np.ndarray) -> np.ndarray:
+    """Rows shaped like the embedding model's: 50 tag scores, then an 'embedding' (window means of 8 bands)."""
+    emb = x.mean(axis=1)[:, :: x.shape[2] // DIM][:, :DIM]
+    return np.concatenate([np.zeros((x.shape[0], N_TAGS), np.float32), emb], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[TaggerData, list[str]]:
+    root = tmp_path_factory.mktemp("clips")
+    spec = musicnn_spec(GENRES, 1.5)
+    rng = np.random.default_rng(0)
+    clips, groups, rows = [], [], {}
+    t = np.arange(8 * spec.sample_rate) / spec.sample_rate
+    for i in range(18):
+        genre = GENRES[i % 3]
+        tone = 220.0 * (1 + i % 3) * (1 + 0.01 * i)
+        audio = (0.2 * np.sin(2 * np.pi * tone * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+        path = root / f"{genre}.{i:05d}.wav"
+        sf.write(path, audio, spec.sample_rate)
+        clips.append(Clip(f"{genre}.{i:05d}", genre, path, f"{i:064x}"))
+        groups.append(f"artist{i // 2}")  # two clips an artist: an artist must never straddle a split
+        for variant in ("clean", "aug/1"):
+            rows[(clips[-1].clip_id, variant)] = rng.standard_normal((4, N_TAGS + DIM)).astype(np.float32) + i % 3
+    y = np.array([GENRES.index(c.genre) for c in clips], dtype=np.int64)
+    return TaggerData(clips, GENRES, y, WindowEmbeddings(rows, 0, len(rows), {}), spec), groups
+
+
+def test_each_groups_tuning_playlists_hold_only_its_own_clips_and_artists(
+        data: tuple[TaggerData, list[str]]) -> None:
+    d, groups = data
+    train_idx = np.arange(len(d.clips), dtype=np.int64)
+    runs = crossfit_tune_runs(get_recipe("tagger"), d, train_idx, groups, ["aug/1"], embed=_embed, seed=3,
+                              cache_dir=None, conditions=("clean",))
+    inner = grouped_folds(d.y[train_idx], groups, CROSSFIT, 3)
+    names = {r.plan.name.split("-")[0] for r in runs}
+    assert names == {f"tune{k}" for k in range(CROSSFIT)}
+    for run in runs:
+        k = int(run.plan.name.split("-")[0].removeprefix("tune"))
+        in_group = {d.clip_ids[i] for i in train_idx[inner == k]}
+        songs = {s.source for s in run.plan.segments if s.kind == "song"}
+        assert songs and songs <= in_group, (k, songs - in_group)
+        # ...so the head that scored them, fitted on the other groups, never saw them or their artists.
+        artists = {groups[d.clip_ids.index(c)] for c in songs}
+        others = {groups[i] for i in train_idx[inner != k]}
+        assert not artists & others
+
+
+def test_judge_refuses_playlists_that_share_a_clip(data: tuple[TaggerData, list[str]]) -> None:
+    d, _ = data
+    head = fit(get_recipe("tagger"), d, np.arange(len(d.clips), dtype=np.int64), [], 0).linear()
+    clips = decoded_clips(d.clips[:6], d.spec.sample_rate)
+    runs: list[PlaylistRun] = playlist_runs(clips, d.spec, head_predict(_embed, head), conditions=("clean",), seed=0,
+                                            purpose="eval", cache_dir=None, name="x")
+    with pytest.raises(ValueError, match="both tuned on and judged on"):
+        judge(runs, runs, d.labels, DecisionParams())
+    other = playlist_runs(decoded_clips(d.clips[6:12], d.spec.sample_rate), d.spec, head_predict(_embed, head),
+                          conditions=("clean",), seed=1, purpose="train", cache_dir=None, name="y")
+    result = judge(other, runs, d.labels, DecisionParams(),
+                   grid={"hysteresis_windows": (1, 2)})
+    assert set(result.metrics) == {"clean"} and result.tuning["playlists"] == len(other)
+

@@ -1,0 +1,66 @@
+"""What every ``genre-train`` command does before its own work: find the data folder and cache, read the artist
+groups, record skipped clips and the plan, describe the data in the report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.errors import UsageError
+from trainer.data.dataset import default_cache_dir
+from trainer.data.groups import artist_groups, read_artist_meta
+from trainer.data.plan import HOLDOUT
+from trainer.runs.fit import severities_available
+
+log = logging.getLogger("genre-train")
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def default_data_dir() -> Path:
+    """``../shared/gtzan`` next to the working directory, else next to the repository."""
+    here = Path("../shared/gtzan")
+    return here if here.is_dir() else REPO.parent / "shared" / "gtzan"
+
+
+def setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
+    data = args.data or default_data_dir()
+    if not data.exists():
+        raise UsageError(f"{data}: data folder does not exist (pass --data)")
+    cache = args.cache_dir or default_cache_dir()
+    args.out.mkdir(parents=True, exist_ok=True)
+    severities = () if args.no_degrade else severities_available()
+    return data, cache, severities
+
+
+def data_section(data_dir: Path, data: Any) -> dict[str, Any]:
+    return {"root": str(data_dir), "clips": len(data.clips), "counts": data.counts(),
+            "core_counts": {g: sum(1 for c in data.clips if c.core and c.genre == g) for g in data.labels},
+            "skipped": [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in data.skipped],
+            "skipped_count": len(data.skipped),
+            "features_computed": data.store.computed, "features_cached": data.store.cache_hits}
+
+
+def groups_of(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:
+    """Each clip's artist group and the protocol it allows: "artist" with the folder's metadata, else "clip"."""
+    meta = read_artist_meta(data_dir)
+    ids = [c.clip_id for c in clips]
+    if not meta.available:
+        log.warning("%s has no artist metadata (manifest.csv artist, meta/foleis_artist_groups.csv, "
+                    "meta/suspected_repeats.csv): splitting by clip, which is optimistic for GTZAN", data_dir)
+        return ids, "clip"
+    return artist_groups(ids, meta), "artist"
+
+
+def skipped_rows(skipped: Sequence[Any]) -> list[dict[str, str]]:
+    return [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in skipped]
+
+
+def save_plan(args: argparse.Namespace, plan: Any, protocol: str) -> None:
+    holdout = plan.split(HOLDOUT)
+    plan.save(args.out, extra={"by": protocol, "stratified": True, "seed": args.seed,
+                               "test_fraction": args.test_fraction,
+                               "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
+                               "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
