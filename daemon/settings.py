@@ -92,6 +92,8 @@ class PipelineSettings:
     smoothing_windows: int | None = setting(None, "mean: the mean of the last N windows' log-probabilities")
     hysteresis_windows: int | None = setting(None, "a new state must lead K consecutive hops to be published")
     hold: bool | None = setting(None, "keep the published state while it is the most probable class")
+    reject_switch_per_hop: float | None = setting(None, "hmm: extra prior probability of music -> not_music a hop")
+    reject_reset: float | None = setting(None, "a window this sure of not_music resets a song's evidence (1 = never)")
 
     def decision(self, base: DecisionParams) -> DecisionParams:
         """``base`` (the bundle's rule) with every key this config sets."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.decide.params import DecisionParams
+from edge.decide.tags import TagSensorParams, sensor_params
 from edge.errors import ModelBundleError, SpecError, UsageError
 from edge.runtime import TfliteModel
 from edge.spec import FeatureSpec
@@ -26,6 +27,15 @@ def default_bundle_dir() -> Path:
     return Path(__file__).resolve().parent / "models" / "default"
 
 
+@dataclass(frozen=True)
+class Tags:
+    """model.json ``model.tags``: the model's output holding tag scores, their names, the sensors' params."""
+
+    output: int
+    names: tuple[str, ...]
+    sensors: dict[str, TagSensorParams]
+
+
 @dataclass
 class Bundle:
     path: Path
@@ -33,6 +43,7 @@ class Bundle:
     model: TfliteModel
     meta: dict[str, Any]
     decision: DecisionParams  # the rule tuned with this model (model.json "decision"), else the defaults
+    tags: Tags | None = None  # a tagger bundle's tag scores (output 1) and the sensors read from them
 
     @property
     def version(self) -> str:
@@ -86,6 +97,25 @@ def bundle_decision(meta: dict[str, Any], where: Path) -> DecisionParams:
         raise ModelBundleError(f"{where / SPEC_FILE}: model.decision: {exc}") from None
 
 
+def bundle_tags(meta: dict[str, Any], where: Path, output_sizes: tuple[int, ...]) -> Tags | None:
+    """The tag section of a bundle, checked against the model's outputs; None for a bundle without tags."""
+    doc = meta.get("tags")
+    if doc is None:
+        return None
+    bad = f"{where / SPEC_FILE}: model.tags"
+    try:
+        output, names = int(doc["output"]), tuple(str(n) for n in doc["names"])
+        sensors = sensor_params(doc.get("sensors", {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelBundleError(f"{bad}: {exc}") from None
+    if not 1 <= output < len(output_sizes) or output_sizes[output] != len(names):
+        raise ModelBundleError(f"{bad}: {len(names)} tag names, but the model's outputs are {list(output_sizes)}")
+    missing = [p.tag for p in sensors.values() if p.tag not in names]
+    if missing:
+        raise ModelBundleError(f"{bad}: sensors read unknown tags {missing}")
+    return Tags(output, names, sensors)
+
+
 def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runtime: str | None = None) -> Bundle:
     """Load and cross-check a bundle; ``None`` means the shipped default model."""
     path = Path(directory) if directory is not None else default_bundle_dir()
@@ -109,4 +139,5 @@ def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runti
         raise ModelBundleError(
             f"{path}: model has {model.output_size} outputs but the spec lists {len(spec.labels)} labels"
         )
-    return Bundle(path=path, spec=spec, model=model, meta=meta, decision=decision)
+    tags = bundle_tags(meta, path, model.output_sizes)
+    return Bundle(path=path, spec=spec, model=model, meta=meta, decision=decision, tags=tags)

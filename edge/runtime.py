@@ -1,5 +1,9 @@
 """TFLite inference for one MFCC window, with int8 (de)quantisation hidden from callers.
 
+A model has one input and one or more outputs: output 0 is what ``predict``/``run`` return (the genre
+probabilities, or the embedding model's rows); a tagger bundle's output 1 holds its tag scores, read after
+the same invoke with :meth:`TfliteModel.output`.
+
 Every caller runs models through :class:`TfliteModel`: the daemon and ``genre-predict`` on a lite
 runtime, the trainer on ``tf.lite`` (``runtime="tensorflow"``: tensorflow is already loaded there, and
 importing tflite_runtime after it breaks the latter). Which runtime is chosen is ``edge.runtime_choice``.
@@ -45,9 +49,11 @@ class TfliteModel:
             raise ModelBundleError(f"{self.path}: not a loadable TFLite model ({_first_line(exc)})") from None
         inputs = self._interp.get_input_details()
         outputs = self._interp.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelBundleError(f"{self.path}: expected 1 input and 1 output tensor")
+        if len(inputs) != 1 or not outputs:
+            raise ModelBundleError(f"{self.path}: expected 1 input and at least 1 output tensor")
         self._in, self._out = inputs[0], outputs[0]
+        self._extra = outputs[1:]
+        self.output_sizes = tuple(int(np.prod(o["shape"])) for o in outputs)
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in self._in["shape"])
         self.output_size = int(np.prod(self._out["shape"]))
         self.input_dtype = np.dtype(self._in["dtype"])
@@ -95,6 +101,14 @@ class TfliteModel:
         if self._out_scale:
             out = (out - self._out_zero) * self._out_scale
         return out
+
+
+    def output(self, k: int) -> npt.NDArray[np.float32]:
+        """Output ``k`` >= 1 of the last ``run``/``predict`` as float, flattened (a copy)."""
+        details = self._extra[k - 1]
+        out: npt.NDArray[np.float32] = self._interp.get_tensor(details["index"]).reshape(-1).astype(np.float32)
+        scale, zero = _quant(details)
+        return (out - zero) * scale if scale else out
 
 
 def _quant(details: dict[str, Any]) -> tuple[float, int]:

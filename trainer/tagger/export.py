@@ -1,8 +1,9 @@
 """The tagger as TFLite: cepstra in -> inverse DCT -> MSD_musicnn (frozen) -> embedding -> genre head.
 
 Two graphs share everything up to the embedding: the **embedding model** (output: 50 tag scores, then the
-1706-value embedding) that the trainer embeds every window with, and the **bundle model** (output: the genre
-head's probabilities) that ships. Both store their weights as float16 (half the bytes of float32, embeddings
+1706-value embedding) that the trainer embeds every window with, and the **bundle model** that ships (output 0:
+the genre head's probabilities; output 1: the 50 tag scores, :data:`TAGS`, which the device's vocals and
+danceable sensors read at no extra cost). Both store their weights as float16 (half the bytes of float32, embeddings
 within ~0.1 %, the same speed: measured in ../shared/teacher/README.md; int8 costs accuracy or time), and both
 take one window, as the edge runs them. Training and serving read the same converter's arithmetic, so the head
 is fitted on exactly the embeddings the device computes.
@@ -28,7 +29,14 @@ from trainer.teacher.wheel import checkpoint_dir
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
-N_TAGS = 50
+# MSD_musicnn's output order (musicnn.tagger's MSD labels): the bundle's second output, listed in model.json.
+TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+        "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+        "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
+        "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
+        "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
+        "indie pop", "sad", "House", "happy")
+N_TAGS = len(TAGS)
 EXPORT_VERSION = 1  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
 
 
@@ -38,9 +46,11 @@ def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
     return out
 
 
-def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float16: bool = True) -> bytes:
+def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float16: bool = True,
+            tags: bool = True) -> bytes:
     """The embedding model (``head`` None) or the bundle model, input (1, 188, 96); float16-stored weights unless
-    ``float16`` is False (float32: what a test holds the edge front end to, free of the weights' rounding)."""
+    ``float16`` is False (float32: what a test holds the edge front end to, free of the weights' rounding). The
+    bundle model's outputs are the genre probabilities, then (``tags``) the tag scores."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # lazy: feature workers and `genre-train --help` never load TF
 
@@ -49,14 +59,18 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
     head_w = None if head is None else tf.constant(head.weight.astype(np.float32))
     head_b = None if head is None else tf.constant(head.bias.astype(np.float32))
 
+    with_tags = tags
+
     @tf.function(input_signature=[tf.TensorSpec((1, PATCH_FRAMES, N_MELS), tf.float32)])  # type: ignore[untyped-decorator]
     def model(cepstra: Any) -> Any:
         log_mel = tf.matmul(cepstra, idct)
-        tags, mean_pool, max_pool, penultimate = net.forward(log_mel)
+        tag_scores, mean_pool, max_pool, penultimate = net.forward(log_mel)
         embedding = tf.concat([mean_pool, max_pool, penultimate], axis=1)
         if head_w is None:
-            return tf.concat([tags, embedding], axis=1)
-        return tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
+            return tf.concat([tag_scores, embedding], axis=1)
+        probs = tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
+        # A dict's outputs are ordered by key in the converted model: "genre" (0) before "tags" (1).
+        return {"genre": probs, "tags": tag_scores} if with_tags else probs
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     if float16:

@@ -25,10 +25,11 @@ from trainer.export.tflite import TfliteRunner, parity
 from trainer.model.recipes import Recipe
 from trainer.tagger import fit as tagger_fit
 from trainer.tagger.embed import InputEmbedder
-from trainer.tagger.export import bundle_model, embedding_model
+from trainer.tagger.export import TAGS, bundle_model, embedding_model
 from trainer.tagger.fit import TaggerData
 from trainer.tagger.stream import TEST_EXTRA, group_of, stream_fold
-from trainer.teacher.wheel import LICENCE, licence_text
+from trainer.tagger.tag_sensors import fit_sensors, tags_meta
+from trainer.teacher.wheel import LICENCE, licence_text, msd_labels
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -52,6 +53,9 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
              ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
 
     ablations = tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed) if copies else {}
+    if tuple(msd_labels(cache_dir)) != TAGS:
+        raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
+    sensors, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions)
     model_bytes = bundle_model(cache_dir, linear)
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
     # Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid.
@@ -84,7 +88,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                        params=792_079 + int(linear.weight.size + linear.bias.size), quantization=FORM,
                        weights=f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}", seed=seed,
                        train_clips=len(train_idx), counts=data.counts(), test_clips=len(test_idx), command=command,
-                       decision=playlist_run.tuned)
+                       decision=playlist_run.tuned, tags=tags_meta(sensors))
     version = meta["version"]
     write_bundle_json(out, spec, meta)
     clean = scores[CLEAN].summary()
@@ -116,6 +120,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "false_genre": false_genre,
         "playlist_run": playlist_run,
         "tagger_ablations": ablations,
+        "tag_sensors": sensor_report,
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
         "thin_genres": thin_genres(cm, data.labels),

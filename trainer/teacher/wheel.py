@@ -7,6 +7,7 @@ the checkpoint's files are unpacked beside it. Nothing of the wheel's code is im
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 import subprocess
@@ -89,3 +90,14 @@ def licence_text(cache_dir: Path) -> str:
         checkpoint_dir(cache_dir)
     with zipfile.ZipFile(wheel) as zf:
         return zf.read("musicnn-0.1.0.dist-info/LICENSE.md").decode()
+
+
+def msd_labels(cache_dir: Path) -> list[str]:
+    """MSD_musicnn's 50 tag names in output order, as the wheel's ``musicnn/configuration.py`` lists them."""
+    wheel = cache_dir / "teacher" / WHEEL_NAME
+    if not wheel.is_file():
+        checkpoint_dir(cache_dir)
+    with zipfile.ZipFile(wheel) as zf:
+        source = zf.read("musicnn/configuration.py").decode()
+    line = next(x for x in source.splitlines() if x.startswith("MSD_LABELS"))
+    return [str(v) for v in ast.literal_eval(line.split("=", 1)[1].strip())]

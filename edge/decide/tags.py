@@ -1,0 +1,112 @@
+"""Sensors from the tagger's tag scores (vocals, danceable): one tag's score per hop in, a steady state out.
+
+The same pattern as the genre's rule, smaller: a tag's per-window score (a sigmoid) is turned into log-odds and
+averaged over the hops of the current music (an exponential average over about ``hops`` hops, so a song
+change is followed); the state flips only when the average leaves a band around the threshold (hysteresis),
+and only after ``min_windows`` windows of music. Silence and not-music reset the evidence and publish the
+sensor's ``idle`` state: "is someone singing?" has no answer while nobody plays music. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_EPS = 1e-4  # sigmoid scores reach 0/1 in float32; the log-odds stay finite
+
+
+@dataclass(frozen=True)
+class TagSensorParams:
+    """One sensor: ``on`` while the tag's averaged log-odds are above ``threshold`` (+ ``band`` to turn on, -
+    ``band`` to turn off), else ``off``; ``idle`` without music. Thresholds are log-odds of the tag's score."""
+
+    tag: str
+    on: str
+    off: str
+    idle: str
+    threshold: float = 0.0
+    band: float = 0.5
+    hops: float = 8.0  # time constant of the exponential average, in hops
+    min_windows: int = 3
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem:
+            raise ValueError(problem)
+
+    def problem(self) -> str | None:
+        if not (math.isfinite(self.threshold) and -12 <= self.threshold <= 12):
+            return f"threshold must be log-odds in -12..12, got {self.threshold}"
+        if not 0 <= self.band <= 5:
+            return f"band must be in 0..5, got {self.band}"
+        if not 1 <= self.hops <= 100:
+            return f"hops must be in 1..100, got {self.hops}"
+        if not 1 <= self.min_windows <= 100:
+            return f"min_windows must be in 1..100, got {self.min_windows}"
+        if len({self.on, self.off, self.idle}) != 3:
+            return "on, off and idle must be three different states"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> TagSensorParams:
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(doc) - names)
+        if extra:
+            raise ValueError(f"unknown tag sensor key(s): {', '.join(extra)}")
+        return cls(**doc)
+
+
+def log_odds(score: float) -> float:
+    p = min(max(float(score), _EPS), 1.0 - _EPS)
+    return math.log(p / (1.0 - p))
+
+
+class TagSensor:
+    """One sensor's state over hops."""
+
+    def __init__(self, params: TagSensorParams, tags: Sequence[str]) -> None:
+        if params.tag not in tags:
+            raise ValueError(f"tag {params.tag!r} is not among the model's tags")
+        self.params = params
+        self.index = list(tags).index(params.tag)
+        self._alpha = 1.0 / params.hops
+        self.state = params.idle
+        self.mean: float | None = None  # averaged log-odds of the current music
+        self.windows = 0
+
+    def reset(self) -> str:
+        """Silence or not-music: forget the evidence, publish ``idle``."""
+        self.mean, self.windows, self.state = None, 0, self.params.idle
+        return self.state
+
+    def update(self, scores: npt.NDArray[np.floating[Any]]) -> str:
+        """One music window's tag scores (the model's tag order); the sensor's state after it."""
+        x = log_odds(float(scores[self.index]))
+        self.windows += 1
+        # Until the average has seen ~hops windows it is their plain mean: the first windows count fully.
+        alpha = max(self._alpha, 1.0 / self.windows)
+        self.mean = x if self.mean is None else self.mean + alpha * (x - self.mean)
+        p = self.params
+        if self.windows < p.min_windows:
+            return self.state
+        if self.state != p.on and self.mean >= p.threshold + p.band:
+            self.state = p.on
+        elif self.state != p.off and self.mean <= p.threshold - p.band:
+            self.state = p.off
+        elif self.state == p.idle:
+            self.state = p.on if self.mean >= p.threshold else p.off  # inside the band at the start: the nearer side
+        return self.state
+
+
+def sensor_params(doc: Mapping[str, Any]) -> dict[str, TagSensorParams]:
+    """``{name: params}`` from a bundle's ``model.tags.sensors``."""
+    return {name: TagSensorParams.from_dict(d) for name, d in doc.items()}
