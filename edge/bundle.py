@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.decide.params import DecisionParams
-from edge.decide.tags import TagSensorParams, sensor_params
+from edge.decide.tags import Tags, sensor_params
 from edge.errors import ModelBundleError, SpecError, UsageError
 from edge.runtime import TfliteModel
 from edge.spec import FeatureSpec
@@ -25,15 +25,6 @@ BUNDLE_FORMAT = "genre-pi-bundle"
 def default_bundle_dir() -> Path:
     """The model shipped inside the package (trained on GTZAN by ``genre-train``)."""
     return Path(__file__).resolve().parent / "models" / "default"
-
-
-@dataclass(frozen=True)
-class Tags:
-    """model.json ``model.tags``: the model's output holding tag scores, their names, the sensors' params."""
-
-    output: int
-    names: tuple[str, ...]
-    sensors: dict[str, TagSensorParams]
 
 
 @dataclass

@@ -19,6 +19,7 @@ class WindowResult:
     start_s: float
     end_s: float
     probs: npt.NDArray[np.float32]
+    tags: npt.NDArray[np.float32] | None = None  # a tagger bundle's tag scores (bundle.tags.names order)
 
 
 def classify_signal(
@@ -33,8 +34,16 @@ def classify_signal(
     for start in window_starts(frames.shape[0], spec, hop_frames):
         window = normalize_window(frames[start : start + spec.frames_per_window], spec, out=scratch)
         start_s = start * spec.hop_length / spec.sample_rate
-        results.append(WindowResult(start_s, start_s + span_s, bundle.model.predict(window).copy()))
+        probs = bundle.model.predict(window).copy()
+        tags = bundle.model.output(bundle.tags.output) if bundle.tags else None
+        results.append(WindowResult(start_s, start_s + span_s, probs, tags))
     return results
+
+
+def mean_tags(results: list[WindowResult]) -> npt.NDArray[np.float32] | None:
+    """Clip-level tag scores: the mean over windows (None without tags)."""
+    rows = [r.tags for r in results if r.tags is not None]
+    return np.mean(np.stack(rows), axis=0).astype(np.float32) if rows else None
 
 
 def verdict(results: list[WindowResult]) -> npt.NDArray[np.float32]:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from edge.audio import load_audio
 from edge.bundle import Bundle, load_bundle
-from edge.classify import WindowResult, classify_signal, verdict
+from edge.classify import WindowResult, classify_signal, mean_tags, verdict
 from edge.decide.classifier import Classifier
 from edge.decide.classifier import WindowResult as Hop
 from edge.errors import AudioDecodeError, GenreError, UsageError
@@ -71,7 +71,8 @@ def published_file(path: Path, bundle: Bundle, hop_frames: int) -> list[Hop]:
     """Every hop's decision, exactly as the daemon makes it (the bundle's rule, windows on the hop grid)."""
     spec = bundle.spec
     signal = _load(path, bundle)
-    classifier = Classifier(spec, bundle.model, bundle.decision, hop_frames * spec.hop_length / spec.sample_rate)
+    classifier = Classifier(spec, bundle.model, bundle.decision, hop_frames * spec.hop_length / spec.sample_rate,
+                            tags=bundle.tags)
     # Audio up to each window's end per push, as the daemon's sources deliver it: the first window's span, then a
     # hop at a time, so windows close exactly on the hop grid (fixed hop-sized pushes close the first window late
     # whenever the span is not a whole number of hops, e.g. the tagger's 48384 samples at 24064 a hop).
@@ -89,15 +90,17 @@ def emit_published(out: TextIO, path: Path, hops: list[Hop], as_json: bool) -> N
     if as_json:
         for h in hops:
             row = {"file": str(path), "time": round(h.stream_s, 3), "published": h.published,
-                   "confidence": round(h.confidence, 5), "candidate": h.candidate, "changed": h.changed}
+                   "confidence": round(h.confidence, 5), "candidate": h.candidate, "changed": h.changed,
+                   **({"sensors": h.sensors} if h.sensors else {})}
             out.write(json.dumps(row) + "\n")
         out.write(json.dumps({"file": str(path), "hops": len(hops), "changes": changes, "hops_by_state": seconds})
                   + "\n")
         return
-    out.write(f"{path}\n  {'time (s)':>8}  {'published':<10} {'conf':>5}  this hop\n")
+    out.write(f"{path}\n  {'time (s)':>8}  {'published':<10} {'conf':>5}  {'this hop':<10}  sensors\n")
     for h in hops:
         mark = "*" if h.changed else " "
-        out.write(f"  {h.stream_s:8.1f} {mark}{h.published:<10} {h.confidence:5.2f}  {h.candidate}\n")
+        sensors = ", ".join(f"{k} {v}" for k, v in h.sensors.items())
+        out.write(f"  {h.stream_s:8.1f} {mark}{h.published:<10} {h.confidence:5.2f}  {h.candidate:<10}  {sensors}\n")
     share = ", ".join(f"{k} {v}" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]))
     out.write(f"  {len(hops)} hops, {changes} changes; hops by state: {share}\n\n")
 
@@ -106,7 +109,17 @@ def _probs_dict(probs: npt.NDArray[np.float32], labels: tuple[str, ...]) -> dict
     return {label: round(float(p), 5) for label, p in zip(labels, probs, strict=True)}
 
 
-def emit_json(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...]) -> None:
+def _tags_dict(scores: npt.NDArray[np.float32] | None, names: tuple[str, ...], top: int | None = None
+               ) -> dict[str, dict[str, float]]:
+    """``{"tags": {name: score}}`` (the ``top`` highest, or all, best first); empty without tags."""
+    if scores is None:
+        return {}
+    order = np.argsort(scores)[::-1][:top]
+    return {"tags": {names[i]: round(float(scores[i]), 4) for i in order}}
+
+
+def emit_json(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...],
+              tag_names: tuple[str, ...] = ()) -> None:
     for r in results:
         best = int(np.argmax(r.probs))
         row = {
@@ -116,6 +129,7 @@ def emit_json(out: TextIO, path: Path, results: list[WindowResult], labels: tupl
             "genre": labels[best],
             "confidence": round(float(r.probs[best]), 5),
             "probabilities": _probs_dict(r.probs, labels),
+            **_tags_dict(r.tags, tag_names, top=5),
         }
         out.write(json.dumps(row) + "\n")
     final = verdict(results)
@@ -125,11 +139,13 @@ def emit_json(out: TextIO, path: Path, results: list[WindowResult], labels: tupl
         "verdict": labels[best],
         "confidence": round(float(final[best]), 5),
         "probabilities": _probs_dict(final, labels),
+        **_tags_dict(mean_tags(results), tag_names),
     }
     out.write(json.dumps(summary) + "\n")
 
 
-def emit_table(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...]) -> None:
+def emit_table(out: TextIO, path: Path, results: list[WindowResult], labels: tuple[str, ...],
+               tag_names: tuple[str, ...] = ()) -> None:
     out.write(f"{path}\n")
     out.write(f"  {'window (s)':>15}  {'genre':<10} {'prob':>5}  top-3\n")
     for r in results:
@@ -138,7 +154,11 @@ def emit_table(out: TextIO, path: Path, results: list[WindowResult], labels: tup
         out.write(f"  {r.start_s:6.1f} – {r.end_s:6.1f}  {top[0][0]:<10} {top[0][1]:5.2f}  {others}\n")
     final = verdict(results)
     top = top_k(final, labels)
-    out.write(f"  verdict: {top[0][0]} ({top[0][1]:.2f}); runner-up {top[1][0]} ({top[1][1]:.2f})\n\n")
+    out.write(f"  verdict: {top[0][0]} ({top[0][1]:.2f}); runner-up {top[1][0]} ({top[1][1]:.2f})\n")
+    tags = _tags_dict(mean_tags(results), tag_names, top=5).get("tags")
+    if tags:
+        out.write("  tags: " + ", ".join(f"{k} {v:.2f}" for k, v in tags.items()) + "\n")
+    out.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.published:
                 emit_published(sys.stdout, path, published_file(path, bundle, hop_frames), args.json)
             else:
-                emit(sys.stdout, path, classify_file(path, bundle, hop_frames), bundle.spec.labels)
+                emit(sys.stdout, path, classify_file(path, bundle, hop_frames), bundle.spec.labels,
+                     bundle.tags.names if bundle.tags else ())
         except GenreError as exc:
             print(f"genre-predict: {exc}", file=sys.stderr)
             status = status or exc.exit_code

@@ -8,7 +8,7 @@ normalised as in training, run through the model, and handed to the :class:`Deci
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +18,8 @@ from edge.decide.decider import Decider
 from edge.decide.gates import dbfs_from_mean_square, is_silent
 from edge.decide.params import DecisionParams
 from edge.decide.ringbuffer import SampleRing
+from edge.decide.states import NOT_MUSIC, SILENCE
+from edge.decide.tags import Tags, TagSensor
 from edge.features import StreamingMfcc, normalize_window
 from edge.spec import FeatureSpec
 
@@ -26,6 +28,10 @@ FloatArray = npt.NDArray[np.float32]
 
 class Model(Protocol):
     def predict(self, window: FloatArray) -> FloatArray: ...
+
+
+class TaggedModel(Model, Protocol):
+    def output(self, k: int) -> FloatArray: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class WindowResult:
     rms_dbfs: float
     stream_s: float
     inference_ms: float | None  # None when the silence gate skipped the model
+    sensors: dict[str, str] = field(default_factory=dict)  # tag sensors' states (a tagger bundle only)
+    top_tags: list[tuple[str, float]] = field(default_factory=list)  # this window's five highest tag scores
 
 
 @dataclass
@@ -60,7 +68,8 @@ class Counters:
 class Classifier:
     """Pushes mono samples at ``spec.sample_rate``; decides on the latest window every ``hop_s``."""
 
-    def __init__(self, spec: FeatureSpec, model: Model, params: DecisionParams, hop_s: float = 1.0) -> None:
+    def __init__(self, spec: FeatureSpec, model: Model, params: DecisionParams, hop_s: float = 1.0,
+                 tags: Tags | None = None) -> None:
         self.spec = spec
         self.model = model
         self.params = params
@@ -70,6 +79,8 @@ class Classifier:
         self.ring = SampleRing(spec.window_span_samples)
         self.decider = Decider(spec.labels, params)
         self.counters = Counters()
+        self.tags = tags
+        self.sensors = {name: TagSensor(p, tags.names) for name, p in tags.sensors.items()} if tags else {}
         self._input = np.zeros(spec.input_shape, dtype=np.float32)
         self._next_due = spec.frames_per_window  # frame count at which the next window is due
         self._samples = 0
@@ -79,6 +90,8 @@ class Classifier:
         self.mfcc.reset()
         self.ring.reset()
         self.decider.reset()
+        for sensor in self.sensors.values():
+            sensor.reset()
         self._next_due = self.spec.frames_per_window
 
     def push(self, chunk: FloatArray) -> WindowResult | None:
@@ -114,7 +127,8 @@ class Classifier:
         if is_silent(rms, self.params.silence_dbfs):
             c.silent_windows += 1
             d = self.decider.silent()
-            return WindowResult(d.candidate, d.state, d.changed, d.confidence, d.top3, rms, stream_s, None)
+            sensors = {name: s.reset() for name, s in self.sensors.items()}
+            return WindowResult(d.candidate, d.state, d.changed, d.confidence, d.top3, rms, stream_s, None, sensors)
         normalize_window(window, self.spec, out=self._input)
         t0 = time.perf_counter()
         probs = self.model.predict(self._input)
@@ -123,4 +137,18 @@ class Classifier:
         c.inference_ms_last = ms
         c.inference_ms_total += ms
         d = self.decider.update(probs)
-        return WindowResult(d.candidate, d.state, d.changed, d.confidence, d.top3, rms, stream_s, ms)
+        sensors, top_tags = self._tag_sensors(d.state)
+        return WindowResult(d.candidate, d.state, d.changed, d.confidence, d.top3, rms, stream_s, ms, sensors, top_tags)
+
+    def _tag_sensors(self, state: str) -> tuple[dict[str, str], list[tuple[str, float]]]:
+        """The tag sensors after this window: fed while music is published, reset by not-music (and silence)."""
+        if self.tags is None:
+            return {}, []
+        model: TaggedModel = self.model  # type: ignore[assignment]  # Tags come only with a tagger bundle
+        scores = model.output(self.tags.output)
+        if state in (NOT_MUSIC, SILENCE):
+            sensors = {name: s.reset() for name, s in self.sensors.items()}
+        else:
+            sensors = {name: s.update(scores) for name, s in self.sensors.items()}
+        order = np.argsort(scores)[::-1][:5]
+        return sensors, [(self.tags.names[i], float(scores[i])) for i in order]

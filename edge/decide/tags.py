@@ -65,6 +65,16 @@ class TagSensorParams:
         return cls(**doc)
 
 
+@dataclass(frozen=True)
+class Tags:
+    """A tagger bundle's model.json ``model.tags``: which model output holds the tag scores, their names, and the
+    sensors read from them."""
+
+    output: int
+    names: tuple[str, ...]
+    sensors: dict[str, TagSensorParams]
+
+
 def log_odds(score: float) -> float:
     p = min(max(float(score), _EPS), 1.0 - _EPS)
     return math.log(p / (1.0 - p))
