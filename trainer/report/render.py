@@ -223,6 +223,7 @@ def _tagger_lines(shipped: dict[str, Any], ablations: dict[str, Any]) -> list[st
               f"{check['max_abs_prob_diff']:.4f}, top-1 agreement {100 * shipped['parity']['top1_agreement']:.1f} %.",
               ""]
     lines += _false_genre_lines(shipped.get("false_genre", {}))
+    lines += _tag_sensor_lines(shipped.get("tag_sensors", {}))
     if ablations:
         lines += ["### What the head was fitted on (same split, same embeddings; clip macro %)", "",
                   "| head fitted on | clean | " + " | ".join(a for a in next(iter(ablations.values()))["macro"]
@@ -236,6 +237,22 @@ def _tagger_lines(shipped: dict[str, Any], ablations: dict[str, Any]) -> list[st
     lines += ["Per genre (clip level, held-out test, clean):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
               "![confusion](confusion.png)", "", f"Rebuild: `{shipped['command']}`", ""]
     return lines
+
+
+def _tag_sensor_lines(sensors: dict[str, Any]) -> list[str]:
+    """The vocals and danceable sensors on the held-out clips (genre proxies), in every condition."""
+    if not sensors:
+        return []
+    conds = list(next(iter(sensors.values()))["held_out"])
+    lines = ["### Tag sensors (the tagger's own tag scores; genres as proxies, held-out clips)", "",
+             "Accuracy % (AUC) of a clip's mean tag log-odds against the threshold fitted on the training clips:", "",
+             "| sensor | tag | positives vs negatives | test clips | " + " | ".join(conds) + " |",
+             "|---" * (4 + len(conds)) + "|"]
+    for name, row in sensors.items():
+        cells = [f"{_pct(row['held_out'][c]['accuracy'])} ({row['held_out'][c]['auc']:.3f})" for c in conds]
+        lines.append(f"| {name} | {row['tag']} | {', '.join(row['positives'])} vs {', '.join(row['negatives'])} | "
+                     f"{row['test_clips']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def render_md(doc: dict[str, Any]) -> str:
