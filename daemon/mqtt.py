@@ -55,8 +55,9 @@ class Publisher:
         self._genre: str | None = None
         self._state: str | None = None
         self._diagnostics: str | None = None
+        self._sensors: dict[str, str] = {}  # tag sensor -> its latest state
         self._ready = False  # this run has a current state: `online` may go out
-        self._dirty: set[str] = set()  # of "availability", "discovery", "genre", "state", "diagnostics"
+        self._dirty: set[str] = set()  # "availability", "discovery", "genre", "sensors", "state", "diagnostics"
         self._last_error = ""
         self._refused = False  # the last CONNACK was a refusal (auth, protocol)
         self._sending = False
@@ -101,7 +102,7 @@ class Publisher:
         with self._cond:
             self.stats.connects += 1
             self.stats.connected = True
-            self._dirty |= {"availability", "genre", "state", "diagnostics"}
+            self._dirty |= {"availability", "genre", "sensors", "state", "diagnostics"}
             if self.discovery:
                 self._dirty.add("discovery")
             self._cond.notify_all()
@@ -193,6 +194,14 @@ class Publisher:
                 self._dirty.add("genre")
                 self._cond.notify_all()
 
+    def set_sensor(self, name: str, state: str) -> None:
+        """A tag sensor's state (sent only when it changes, retained, after the genre)."""
+        with self._cond:
+            if self._sensors.get(name) != state:
+                self._sensors[name] = state
+                self._dirty.add("sensors")
+                self._cond.notify_all()
+
     def set_state(self, payload: str) -> None:
         with self._cond:
             self._state = payload
@@ -223,7 +232,7 @@ class Publisher:
 
     def _run(self) -> None:
         # Genre before state and availability: when Home Assistant sees `online`, the genre is already current.
-        order = ("discovery", "genre", "state", "availability", "diagnostics")
+        order = ("discovery", "genre", "sensors", "state", "availability", "diagnostics")
         while not self._stop.is_set():
             with self._cond:
                 while not self._stop.is_set() and not (self._sendable() and self.stats.connected):
@@ -250,6 +259,9 @@ class Publisher:
             return [(self.topics.genre, self._genre)] if self._genre is not None else []
         if key == "diagnostics":
             return [(self.topics.diagnostics, self._diagnostics)] if self._diagnostics is not None else []
+        if key == "sensors":
+            # Every sensor's latest state: a reconnect re-sends all of them, a change resends a few bytes more.
+            return [(self.topics.sensors[k], v) for k, v in self._sensors.items() if k in self.topics.sensors]
         return [(self.topics.state, self._state)] if self._state is not None else []
 
     def _send(self, topic: str, payload: str) -> bool:

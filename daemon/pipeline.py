@@ -27,6 +27,8 @@ READ_TIMEOUT_S = 0.25
 class Sink(Protocol):
     def set_genre(self, genre: str) -> None: ...
 
+    def set_sensor(self, name: str, state: str) -> None: ...
+
     def set_state(self, payload: str) -> None: ...
 
     def set_diagnostics(self, payload: str) -> None: ...
@@ -102,6 +104,8 @@ class Pipeline:
         elif r.candidate == SILENCE:
             log.debug("silent window (%.1f dBFS)", r.rms_dbfs)
         self.sink.set_genre(r.published)
+        for name, state in r.sensors.items():
+            self.sink.set_sensor(name, state)
         self.sink.set_state(self.state_json(r))
         if not self._ready and self._settled(r):
             self._ready = True
@@ -173,6 +177,8 @@ class Pipeline:
                 "rms_db": round(r.rms_dbfs, 1),
                 "stream_s": round(r.stream_s, 3),
             }
+            if r.sensors:
+                doc["sensors"] = r.sensors
         doc["time"] = _now()
         doc["model"] = self.model_version
         doc["counters"] = self.counters()
@@ -189,6 +195,10 @@ class Pipeline:
             "time": _now(),
             "counters": self.counters(),
         }
+        if self.classifier.tags is not None:
+            # Always present with a tagger bundle (empty in silence): the level entity's attribute template reads it.
+            doc["tags"] = [{"tag": t, "p": round(p, 3)} for t, p in r.top_tags]
+            doc["sensors"] = r.sensors
         return json.dumps(doc, separators=(",", ":"))
 
 

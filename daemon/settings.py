@@ -140,6 +140,13 @@ class DiscoverySettings:
 
 
 @dataclass(frozen=True)
+class TagSettings:
+    """The sensors a tagger bundle's tag scores drive besides the genre (none with the lite bundle)."""
+
+    enabled: bool = setting(True, "publish the vocals and danceable sensors (a tagger bundle only)")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = setting(
         "info",
@@ -158,6 +165,7 @@ class Settings:
     pipeline: PipelineSettings = PipelineSettings()
     mqtt: MqttSettings = MqttSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    tags: TagSettings = TagSettings()
     log: LogSettings = LogSettings()
     config_path: str | None = None
 
@@ -172,6 +180,7 @@ SECTIONS: dict[str, type[Any]] = {
     "pipeline": PipelineSettings,
     "mqtt": MqttSettings,
     "discovery": DiscoverySettings,
+    "tags": TagSettings,
     "log": LogSettings,
 }
 _NOT_KEYS = {("mqtt", "password")}
