@@ -13,6 +13,9 @@ import time
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
+# A unix datagram send blocks while the receiver's queue is full (systemd busy, or a test's socket nobody
+# reads): without a bound the audio loop, and a stop's STOPPING=1, waited for as long as that lasted.
+SEND_TIMEOUT_S = 0.2
 
 
 def _address(raw: str) -> str | bytes | None:
@@ -47,6 +50,7 @@ class Notifier:
         self._sock: socket.socket | None = None
         if self._addr is not None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.settimeout(SEND_TIMEOUT_S)
         interval = watchdog_interval_s(env)
         self.watchdog_s = interval
         self._min_ping_gap = interval / 2 if interval else 0.0
@@ -64,7 +68,7 @@ class Notifier:
         try:
             self._sock.sendto("\n".join(lines).encode(), self._addr)
             return True
-        except OSError as exc:
+        except OSError as exc:  # TimeoutError too: a line systemd cannot take now is dropped
             # systemd may have gone away (e.g. during shutdown); never fatal for the daemon.
             log.debug("sd_notify failed: %s", exc)
             return False

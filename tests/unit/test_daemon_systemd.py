@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon.systemd import Notifier, watchdog_interval_s
+from daemon.systemd import SEND_TIMEOUT_S, Notifier, watchdog_interval_s
 from tests.support.notify import NotifySocket
 
 
@@ -74,3 +76,28 @@ def test_watchdog_interval_only_for_this_pid() -> None:
     assert watchdog_interval_s({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval_s({"WATCHDOG_USEC": "zero"}) is None
     assert watchdog_interval_s({}) is None
+
+
+def test_a_receiver_that_stops_reading_costs_a_bounded_wait_not_a_hang(notify_socket: NotifySocket) -> None:
+    # A unix datagram send blocks once the receiver's queue is full (net.unix.max_dgram_qlen, 10 by default
+    # outside systemd): the daemon's loop, and the STOPPING=1 of a stop, sat in sendto until someone read.
+    n = Notifier(notify_socket.env)
+    outcomes: list[tuple[bool, float]] = []
+
+    def flood() -> None:
+        for i in range(5000):
+            t0 = time.monotonic()
+            sent = n.status(f"hop {i}")
+            outcomes.append((sent, time.monotonic() - t0))
+            if not sent:
+                return
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    sender.join(timeout=30)  # generous for a loaded machine; a blocking send never returns at all
+    assert not sender.is_alive(), f"sd_notify blocked on a full socket after {len(outcomes)} datagrams"
+    assert outcomes[-1][0] is False, "the queue never filled: this test proves nothing"
+    # The dropped line waited for the timeout (it was a wait, not an instant refusal), the others did not.
+    assert outcomes[-1][1] >= SEND_TIMEOUT_S * 0.9, outcomes[-1]
+    assert notify_socket.recv(timeout=1) == ["STATUS=hop 0"]  # what did fit is intact, in order
+    n.close()
