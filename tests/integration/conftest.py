@@ -108,7 +108,8 @@ def daemon(
     ``daemon(audio, prefix=None, device_id="dev", extra=[...], mqtt="lines for [mqtt]",
     discovery="lines for [discovery]", config="more [sections]", target=broker, env={...})``;
     ``prefix`` defaults to one unique to the test, and discovery goes under ``<prefix>_ha`` so
-    concurrent tests never see each other's retained messages. ``base_mqtt`` replaces the fast
+    concurrent tests never see each other's retained messages (``discovery_prefix`` to choose it, e.g.
+    ``homeassistant`` for a real Home Assistant). ``base_mqtt`` replaces the fast
     test reconnect/keepalive lines ("" = the daemon's shipped defaults); ``stderr`` redirects the
     daemon's stderr (e.g. an open ``/dev/full``) instead of into the log file.
     """
@@ -129,10 +130,11 @@ def daemon(
         model: Path | None = None,
         base_mqtt: str = "reconnect_min_s = 0.5\nreconnect_max_s = 2\nkeepalive_s = 10\n",
         stderr: Any = None,
+        discovery_prefix: str | None = None,
     ) -> DaemonProc:
         b = target or broker
         pfx = prefix or f"g_{unique}"
-        disc = f"{pfx}_ha"
+        disc = discovery_prefix or f"{pfx}_ha"
         cfg = tmp_path / f"daemon-{len(made)}.toml"
         cfg.write_text("[mqtt]\n" + base_mqtt + mqtt + f"[discovery]\nprefix = '{disc}'\n" + discovery + config)
         cmd = [
