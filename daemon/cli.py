@@ -219,12 +219,17 @@ def run(settings: Settings) -> int:
         bundle.model.runtime,
         ", ".join(bundle.spec.labels),
     )
-    t = topics(settings)
-    discovery = discovery_messages(settings, bundle.spec.labels, bundle.version) if settings.discovery.enabled else None
+    tags = bundle.tags if settings.tags.enabled else None
+    sensors = tags.sensors if tags else {}
+    t = topics(settings, sensors)
+    discovery = (discovery_messages(settings, bundle.spec.labels, bundle.version, sensors)
+                 if settings.discovery.enabled else None)
     publisher = Publisher(settings.mqtt, t, discovery)
     decision = settings.pipeline.decision(bundle.decision)
     log.info("decision rule: %s", ", ".join(f"{k}={v}" for k, v in decision.to_dict().items()))
-    classifier = Classifier(bundle.spec, bundle.model, decision, hop_s)
+    if sensors:
+        log.info("tag sensors: %s", ", ".join(f"{k} ({p.tag})" for k, p in sensors.items()))
+    classifier = Classifier(bundle.spec, bundle.model, decision, hop_s, tags=tags)
     pipeline = Pipeline(
         source,
         classifier,
