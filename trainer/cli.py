@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.2,
                        help="held-out clips per genre (0..1), whole artist groups where the data has artists")
     train.add_argument("--save-float", action="store_true", help="also write model_float.tflite")
+    train.add_argument("--no-ablations", action="store_true",
+                       help="tagger: skip the five head ablation fits (the report keeps its previous rows)")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                        help="change a recipe field (repeatable), e.g. teacher_weight=0.9, as in ablate")
     compare = sub.add_parser("compare", parents=[common],

@@ -69,7 +69,7 @@ def train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
     log.info("tagger data ready in %.0f s; held-out split by %s", time.perf_counter() - started, protocol)
     shipped = ship_tagger(recipe, data, args.out, plan=plan, copies=copies, conditions=conditions,
                           severities=severities, seed=args.seed, command=command, cache_dir=cache,
-                          false_genre_clips=6 if args.quick else 24)
+                          false_genre_clips=6 if args.quick else 24, ablations=not args.no_ablations)
     shipped["wall_seconds"] = time.perf_counter() - started
     playlist_run = shipped.pop("playlist_run")
     ablations = shipped.pop("tagger_ablations")
@@ -81,8 +81,10 @@ def train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
                "core_counts": {g: sum(1 for c in clips if c.core and c.genre == g) for g in labels},
                "skipped": skipped_rows(skipped), "skipped_count": len(skipped),
                "features_computed": data.emb.computed, "features_cached": data.emb.cached}
+    # Without --no-ablations' fits the report keeps the previous rows (the same split and seed give the same ones).
     update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
-                             "tagger_ablations": ablations, "recipe_definitions": {recipe.name: recipe.to_dict()}})
+                             **({"tagger_ablations": ablations} if ablations else {}),
+                             "recipe_definitions": {recipe.name: recipe.to_dict()}})
     log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_macro_accuracy_int8"], shipped["tflite_bytes"],
              shipped["wall_seconds"])

@@ -40,7 +40,7 @@ FORM = "float16-stored weights (float32 compute)"
 
 def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, copies: Sequence[str],
                 conditions: Sequence[str], severities: Sequence[str], seed: int, command: str, cache_dir: Path,
-                false_genre_clips: int = 24) -> dict[str, Any]:
+                false_genre_clips: int = 24, ablations: bool = True) -> dict[str, Any]:
     """Fit, evaluate, export and write ``out/model.tflite`` + ``model.json`` + the tagger's licence; the report."""
     t0 = time.perf_counter()
     train_idx, test_idx = plan.split(HOLDOUT).indices(data.clip_ids, 1)
@@ -52,7 +52,8 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     log.info("tagger head fitted in %.0f s; held-out clip macro: %s", fit_s,
              ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
 
-    ablations = tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed) if copies else {}
+    ablated = (tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed)
+               if copies and ablations else {})
     if tuple(msd_labels(cache_dir)) != TAGS:
         raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
     sensors, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions)
@@ -119,7 +120,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                                    for k, v in scores.items()},
         "false_genre": false_genre,
         "playlist_run": playlist_run,
-        "tagger_ablations": ablations,
+        "tagger_ablations": ablated,
         "tag_sensors": sensor_report,
         "confusion_clip_int8": cm.tolist(),
         "per_genre_clip_int8": per_class(cm, data.labels),
