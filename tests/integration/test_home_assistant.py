@@ -38,12 +38,16 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-BLUEPRINT = REPO / "homeassistant" / "blueprints" / "automation" / "genre_pi" / "genre_to_scene.yaml"
+BLUEPRINTS = REPO / "homeassistant" / "blueprints" / "automation" / "genre_pi"
 DEVICE = "kitchen"
 GENRE, CONFIDENCE, LEVEL = (entity_id(DEVICE, key) for key in ("genre", "confidence", "level"))
+# The shipped tagger bundle's tag sensors (issue 26).
+VOCALS, DANCEABLE = entity_id(DEVICE, "vocals"), entity_id(DEVICE, "danceable", "binary_sensor")
+ALL_ENTITIES = (GENRE, CONFIDENCE, LEVEL, VOCALS, DANCEABLE)
 COUNTER = "input_number.genre_scene_fired"
 # A second automation from the blueprint whose user also typed in the non-genres: it must fire for metal only.
 COUNTER_ALL = "input_number.genre_scene_all_fired"
+COUNTER_INSTRUMENTAL = "input_number.genre_scene_instrumental_fired"  # the vocals blueprint: classical is instrumental
 # Held out from the shipped model's training; the model names both clearly (tests/integration/test_daemon_shipped.py).
 CLASSICAL, METAL = "classical/classical.00005.ogg", "metal/metal.00004.ogg"
 ROWS_PER_DAY_GOAL = 5000
@@ -74,6 +78,15 @@ automation:
         genres: [metal, silence, not_music, uncertain]
         target: script.genre_scene_all
         hold: {{seconds: {HOLD_S:g}}}
+  - id: genre_pi_vocals_blueprint_test
+    alias: Instrumental scene (genre-pi vocals/danceable blueprint)
+    use_blueprint:
+      path: genre_pi/vocals_danceable_to_scene.yaml
+      input:
+        music_sensor: {VOCALS}
+        states: [instrumental]
+        target: script.genre_scene_instrumental
+        hold: {{seconds: {HOLD_S:g}}}
   - id: genre_hold_control
     alias: genre hold control
     triggers:
@@ -93,7 +106,15 @@ script:
     sequence:
       - action: input_number.increment
         target: {{entity_id: {COUNTER_ALL}}}
+  genre_scene_instrumental:
+    sequence:
+      - action: input_number.increment
+        target: {{entity_id: {COUNTER_INSTRUMENTAL}}}
 input_number:
+  genre_scene_instrumental_fired:
+    min: 0
+    max: 1000
+    step: 1
   genre_scene_fired:
     min: 0
     max: 1000
@@ -137,7 +158,8 @@ def ha_env(
     ha = HomeAssistant(work / "config", venv=ha_venv, extra_config=HA_CONFIG)
     target = ha.config_dir / "blueprints" / "automation" / "genre_pi"
     target.mkdir(parents=True)
-    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+    for blueprint in BLUEPRINTS.glob("*.yaml"):
+        shutil.copy(blueprint, target / blueprint.name)
     t0 = time.monotonic()
     ha.start()
     entry = ha.setup_mqtt(broker.host, broker.port)
@@ -233,16 +255,20 @@ def test_discovery_ids_options_and_a_genre_change_within_one_hop(ha_env: HaEnv, 
     config = env.probe.wait_for("homeassistant/sensor/kitchen/genre/config", timeout=15, since=since)
     genre = ha.wait_state(GENRE, lambda s: True, timeout=10, poll_s=0.02)
     discovered_s = genre["seen_at"] - config.received_at
-    for eid in (CONFIDENCE, LEVEL):
-        assert ha.state(eid) is not None, f"{eid} not created: {[s['entity_id'] for s in ha.get('/api/states')]}"
+    for eid in (CONFIDENCE, LEVEL, VOCALS, DANCEABLE):
+        ha.wait_state(eid, lambda s: True, timeout=10)
     assert genre["attributes"]["options"] == env.options
+    assert ha.state(VOCALS)["attributes"]["options"] == ["vocal", "instrumental", "none"]  # type: ignore[index]
     assert not {"unknown", "unavailable"} & set(genre["attributes"]["options"])
     assert ha.render(f"{{{{ device_attr('{GENRE}', 'name') }}}}") == "Genre Pi kitchen"
     device_entities = ha.render(f"{{{{ device_entities(device_id('{GENRE}')) | sort }}}}")
-    assert all(eid in device_entities for eid in (GENRE, CONFIDENCE, LEVEL)), device_entities
+    assert all(eid in device_entities for eid in ALL_ENTITIES), device_entities
     assert set(genre["attributes"]) <= {"options", "device_class", "icon", "friendly_name"}, genre["attributes"]
 
     first = ha.wait_state(GENRE, is_("classical"), timeout=30)
+    # The tagger hears no voice in the classical clip; the blueprint on the vocals sensor fires once for it.
+    ha.wait_state(VOCALS, is_("instrumental"), timeout=20)
+    ha.wait_state(COUNTER_INSTRUMENTAL, lambda s: float(s["state"]) >= 1, timeout=20)
     # The genre change: the broker gets "metal", Home Assistant shows it within one hop (1 s).
     metal = env.probe.wait_for(d.topic("genre"), lambda m: m.text == "metal", timeout=40)
     shown = ha.wait_state(GENRE, is_("metal"), timeout=5, poll_s=0.01)
@@ -253,7 +279,9 @@ def test_discovery_ids_options_and_a_genre_change_within_one_hop(ha_env: HaEnv, 
     ha.wait_state(COUNTER, lambda s: float(s["state"]) >= 1, timeout=10)  # the blueprint: metal held 2 s
     # Then the music stops: silence is not a genre, whoever picked it.
     past_the_hold(ha, ha.wait_state(GENRE, is_("silence"), timeout=20))
-    assert (counter(env), counter(env, COUNTER_ALL)) == (1, 1)
+    assert (counter(env), counter(env, COUNTER_ALL), counter(env, COUNTER_INSTRUMENTAL)) == (1, 1, 1)
+    # Without music neither tag sensor claims anything.
+    assert (ha.state(VOCALS)["state"], ha.state(DANCEABLE)["state"]) == ("none", "off")  # type: ignore[index]
     # State follows the broker: what HA shows is the retained genre.
     retained = env.probe.received(d.topic("genre"))[-1].text
     assert ha.state(GENRE)["state"] == retained == "silence"  # type: ignore[index]
@@ -263,7 +291,7 @@ def test_discovery_ids_options_and_a_genre_change_within_one_hop(ha_env: HaEnv, 
     gone = ha.wait_state(GENRE, is_(*GONE), timeout=5, poll_s=0.01)
     sigterm_s = gone["seen_at"] - t0
     assert d.wait(5) == 0, d.log()
-    assert all(ha.state(e)["state"] == "unavailable" for e in (CONFIDENCE, LEVEL))  # type: ignore[index]
+    assert all(ha.state(e)["state"] == "unavailable" for e in ALL_ENTITIES[1:])  # type: ignore[index]
     print(
         f"discovery -> entity in HA {discovered_s * 1e3:.0f} ms; genre change broker -> HA {change_s * 1e3:.0f} ms; "
         f"SIGTERM -> unavailable {sigterm_s * 1e3:.0f} ms; blueprint fired {counter(env)}x"
@@ -326,7 +354,7 @@ def test_recorder_rows_of_steady_music_within_the_goal(ha_env: HaEnv, daemons: l
     # Rows up to the end state, once the recorder has committed a later one (it writes in order), instead
     # of a 2 s pause for its commit interval that a loaded machine can exceed.
     wait_until(lambda: ha.recorder_committed_after(until_wall), timeout=60, what="a recorder row after the window")
-    rows = ha.recorder_rows([GENRE, CONFIDENCE, LEVEL], since_ts=since_wall, until_ts=until_wall)
+    rows = ha.recorder_rows(list(ALL_ENTITIES), since_ts=since_wall, until_ts=until_wall)
     per_day = sum(rows.values()) / audio_min * 1440
     genres = ha.recorder_states(GENRE, since_ts=since_wall, until_ts=until_wall)
     print(
@@ -360,13 +388,13 @@ def test_home_assistant_restart_current_state_and_nothing_stale(ha_env: HaEnv, d
     gone = ha.wait_state(GENRE, lambda s: s["state"] != "unknown", timeout=30)
     assert gone["state"] == "unavailable", f"stale genre shown after HA start: {gone}"
     # Each entity's first state after the start, whenever HA gets to it, not whatever it shows after 1 s.
-    for eid in (CONFIDENCE, LEVEL):
+    for eid in ALL_ENTITIES[1:]:
         first = ha.wait_state(eid, lambda s: s["state"] != "unknown", timeout=30)
         assert first["state"] == "unavailable", f"stale {eid} shown after HA start: {first}"
     registry = json.loads((ha.config_dir / ".storage" / "core.entity_registry").read_text())["data"]["entities"]
     ours = {e["entity_id"]: e for e in registry if e["platform"] == "mqtt"}
-    assert set(ours) == {GENRE, CONFIDENCE, LEVEL}, sorted(ours)
-    assert ours[GENRE]["entity_category"] is None
+    assert set(ours) == set(ALL_ENTITIES), sorted(ours)
+    assert ours[GENRE]["entity_category"] is None is ours[VOCALS]["entity_category"]
     assert ours[CONFIDENCE]["entity_category"] == ours[LEVEL]["entity_category"] == "diagnostic"
     print(f"HA restart -> current genre after {restart_s:.1f} s; daemon gone while HA was down -> unavailable")
 
