@@ -9,15 +9,16 @@ import pytest
 import soundfile as sf
 
 from edge.decide.params import DecisionParams
+from edge.decide.tags import TagSensorParams
 from edge.spec import musicnn_spec
 from trainer.data.dataset import Clip
 from trainer.data.split import grouped_folds
 from trainer.evaluate.playlist_eval import PlaylistRun, decoded_clips, judge, playlist_runs
 from trainer.model.recipes import get_recipe
 from trainer.tagger.embed import WindowEmbeddings
-from trainer.tagger.export import N_TAGS
+from trainer.tagger.export import N_TAGS, TAGS
 from trainer.tagger.fit import TaggerData, fit
-from trainer.tagger.stream import CROSSFIT, crossfit_tune_runs, head_predict
+from trainer.tagger.stream import CROSSFIT, crossfit_tune_runs, head_predict, sensor_flaps
 
 GENRES = ("blues", "jazz", "not_music")
 DIM = 8  # the stand-in embedding's width
@@ -35,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[TaggerData, list[str
     spec = musicnn_spec(GENRES, 1.5)
     rng = np.random.default_rng(0)
     clips, groups, rows = [], [], {}
-    t = np.arange(8 * spec.sample_rate) / spec.sample_rate
+    t = np.arange(24 * spec.sample_rate) / spec.sample_rate  # songs long enough to settle (10 s)
     for i in range(18):
         genre = GENRES[i % 3]
         tone = 220.0 * (1 + i % 3) * (1 + 0.01 * i)
@@ -84,3 +85,24 @@ def test_judge_refuses_playlists_that_share_a_clip(data: tuple[TaggerData, list[
                    grid={"hysteresis_windows": (1, 2)})
     assert set(result.metrics) == {"clean"} and result.tuning["playlists"] == len(other)
 
+
+
+def test_sensor_flaps_count_changes_inside_songs_and_reset_for_talk(data: tuple[TaggerData, list[str]]) -> None:
+    d, _ = data
+    head = fit(get_recipe("tagger"), d, np.arange(len(d.clips), dtype=np.int64), [], 0).linear()
+    runs = playlist_runs(decoded_clips(d.clips[:6], d.spec.sample_rate), d.spec, head_predict(_embed, head),
+                         conditions=("clean",), seed=0, purpose="eval", cache_dir=None, name="s")
+    run = runs[0]
+    n = len(run.probs)
+    k = TAGS.index("instrumental")
+    steady = np.full((n, N_TAGS), 0.02, dtype=np.float32)
+    steady[:, k] = 0.95
+    params = {"vocals": TagSensorParams("instrumental", "instrumental", "vocal", "none")}
+    music = ["jazz"] * n
+    assert sensor_flaps([run], [steady], [music], params) == {"clean": {"vocals": 0.0}}
+    # The tag flips every 20 windows inside songs: the sensor follows, and those are within-song changes.
+    flipping = steady.copy()
+    flipping[(np.arange(n) // 20) % 2 == 1, k] = 0.02
+    assert sensor_flaps([run], [flipping], [music], params)["clean"]["vocals"] > 0
+    # Talk (not_music published) resets the sensor to none at every hop: no changes to count either.
+    assert sensor_flaps([run], [flipping], [["not_music"] * n], params) == {"clean": {"vocals": 0.0}}

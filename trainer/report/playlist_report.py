@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.decide.params import BASELINE, DecisionParams
 from edge.decide.states import genre_labels, is_reject
+from trainer.evaluate.metrics import mean_std
 from trainer.evaluate.playlist import Song, select_songs
 from trainer.evaluate.playlist_eval import (
     CLEAN,
@@ -92,7 +93,15 @@ def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "playlist_cv_baseline": summarize_folds([f["baseline"] for f in folds]),
         "playlist_cv_folds": [{k: v for k, v in f.items() if k != "timeline"} for f in folds],
         "playlist_setup": setup_notes(),
+        **({"playlist_cv_sensors": _sensor_summary([f["sensors"] for f in folds])} if folds[0].get("sensors") else {}),
     })
+
+
+def _sensor_summary(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
+    """``{condition: {sensor: {mean, std, ...}}}`` of the tag sensors' within-song changes per minute."""
+    conds = list(dict.fromkeys(c for f in per_fold for c in f))
+    return {c: {name: mean_std([f[c][name] for f in per_fold if c in f]) for name in per_fold[0].get(c, {})}
+            for c in conds}
 
 
 def _no_nan_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +122,7 @@ def _no_nan(value: Any) -> Any:
 def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
     """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
     return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
+                    **({"playlist_sensors": result.sensors} if result.sensors else {}),
                     "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
                                          "seconds": result.seconds},
                     "playlist_setup": setup_notes()})
@@ -184,6 +194,12 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
                 "p90 ≤ 20 s, not-music as genre ≤ 2 %, music as no genre ≤ 10 %; clean settled ≥ 92 %; unseen room "
                 "settled ≥ 75 %.", "", *_table(rows), "",
                 " ".join(f"![{key} {cond}]({key}_{cond}.png)" for cond in tuned)]
+        sensors = doc.get(f"{key}_sensors")
+        if sensors:
+            names = list(next(iter(sensors.values())))
+            out += ["", "Tag sensors on the same playlists, state changes per minute of settled song time (goal "
+                    "≤ 0.2):", "", "| condition | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+            out += [f"| {c} | " + " | ".join(_cell(v.get(n), 1) for n in names) + " |" for c, v in sensors.items()]
         if key == "playlist_cv":
             params = [f.get("tuned", {}) for f in doc.get("playlist_cv_folds", [])]
             if params:

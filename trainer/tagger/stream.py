@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.decide.params import DecisionParams
+from edge.decide.states import NOT_MUSIC, SILENCE
+from edge.decide.tags import TagSensor, TagSensorParams
 from trainer.data.split import grouped_folds
 from trainer.evaluate.playlist_eval import (
     CLEAN,
@@ -31,14 +33,18 @@ from trainer.evaluate.playlist_eval import (
     PlaylistRun,
     PlaylistSetup,
     Predict,
+    decide_runs,
     decoded_clips,
     judge,
     playlist_runs,
 )
+from trainer.evaluate.stream_metrics import StreamCounts, combine, count, metrics
 from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
+from trainer.tagger.export import N_TAGS, TAGS
 from trainer.tagger.fit import TaggerData, embedding_of, fit
+from trainer.tagger.tag_sensors import fit_thresholds
 from trainer.teacher.head import LinearHead
 
 log = logging.getLogger(__name__)
@@ -53,14 +59,33 @@ TUNE_CONDITIONS = (CLEAN, "typical")  # the goals' two ends: the rule must be ri
 TEST_EXTRA = ("unseen_room",)  # besides clean and the training chain's severities: the unseen family's combined room
 
 
-def head_predict(embed: Embed, head: LinearHead) -> Predict:
-    """Probabilities of a playlist's windows: the (cached) embedding model, then ``head``."""
+def head_predict(embed: Embed, head: LinearHead, tags: list[FloatArray] | None = None) -> Predict:
+    """Probabilities of a playlist's windows: the (cached) embedding model, then ``head``. With ``tags``, each
+    call's tag scores (the embedding model's first 50 columns) are appended to it, in call order."""
 
     def predict(x: FloatArray) -> FloatArray:
-        out: FloatArray = head.predict(embedding_of(embed(x))).astype(np.float32)
+        rows = embed(x)
+        if tags is not None:
+            tags.append(rows[:, :N_TAGS])
+        out: FloatArray = head.predict(embedding_of(rows)).astype(np.float32)
         return out
 
     return predict
+
+
+def sensor_flaps(runs: Sequence[PlaylistRun], tags: Sequence[FloatArray], states: Sequence[Sequence[str]],
+                 sensors: Mapping[str, TagSensorParams]) -> dict[str, dict[str, float]]:
+    """Per condition and tag sensor: state changes per minute of settled song time, the sensors run as the daemon
+    runs them (fed while music is published, reset by silence and not-music)."""
+    by_cond: dict[str, dict[str, list[StreamCounts]]] = {}
+    for run, scores, published in zip(runs, tags, states, strict=True):
+        for name, params in sensors.items():
+            sensor = TagSensor(params, TAGS)
+            out = [sensor.reset() if state in (NOT_MUSIC, SILENCE) else sensor.update(row)
+                   for row, state in zip(scores, published, strict=True)]
+            by_cond.setdefault(run.condition, {}).setdefault(name, []).append(count(run.truth, out))
+    return {cond: {name: metrics(combine(parts))["within_song_changes_per_min"] for name, parts in per.items()}
+            for cond, per in by_cond.items()}
 
 
 def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, groups: Sequence[str],
@@ -95,12 +120,17 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
                                    cache_dir=cache_dir)
     t1 = time.perf_counter()
     test = decoded_clips(pick_clips([data.clips[i] for i in test_idx], TEST_SETUP, seed), data.spec.sample_rate)
-    test_runs = playlist_runs(test, data.spec, head_predict(embed, head), conditions=[CLEAN, *severities, *TEST_EXTRA],
-                              seed=seed, purpose="eval", cache_dir=cache_dir, setup=TEST_SETUP, name="test")
+    tags: list[FloatArray] = []
+    test_runs = playlist_runs(test, data.spec, head_predict(embed, head, tags),
+                              conditions=[CLEAN, *severities, *TEST_EXTRA], seed=seed, purpose="eval",
+                              cache_dir=cache_dir, setup=TEST_SETUP, name="test")
     result = judge(tune_runs, test_runs, data.labels, base_params or DecisionParams(), grid=GRID["hmm"],
                    keep_timeline=keep_timeline,
                    seconds={"tune_playlists": t1 - t0, "test_playlists": time.perf_counter() - t1})
     result.tuning["how"] = tuning_note()
+    sensors = fit_thresholds(data, train_idx, copies)
+    states = decide_runs(test_runs, data.labels, DecisionParams.from_dict(result.tuned))
+    result.sensors = sensor_flaps(test_runs, tags, states, sensors)
     return result
 
 
@@ -116,4 +146,4 @@ def group_of(data: TaggerData, plan_ids: Sequence[str], plan_groups: Sequence[st
     return [by_id[c] for c in data.clip_ids]
 
 
-__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "stream_fold", "tuning_note"]
+__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "sensor_flaps", "stream_fold", "tuning_note"]

@@ -75,17 +75,25 @@ def auc(scores: FloatArray, truth: IntArray) -> float:
     return float(wins / (pos.size * neg.size))
 
 
-def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
-                conditions: Sequence[str]) -> tuple[dict[str, TagSensorParams], dict[str, Any]]:
-    """Each sensor's params (threshold from the training clips) and its report section (held-out clips)."""
+def fit_thresholds(data: TaggerData, train_idx: IntArray, copies: Sequence[str]) -> dict[str, TagSensorParams]:
+    """Each sensor's params, its threshold fitted on the training clips' proxies (clean and ``copies``)."""
     params: dict[str, TagSensorParams] = {}
-    report: dict[str, Any] = {}
     for name, (states, positives, negatives) in SENSORS.items():
         train, y_train = _proxy(data, train_idx, positives, negatives)
         scores = np.concatenate([clip_log_odds(data, train, v, states["tag"]) for v in (CLEAN, *copies)])
         threshold = best_threshold(scores, np.tile(y_train, 1 + len(copies)))
         params[name] = TagSensorParams(states["tag"], states["on"], states["off"], states["idle"],
                                        threshold=round(threshold, 3))
+    return params
+
+
+def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
+                conditions: Sequence[str]) -> tuple[dict[str, TagSensorParams], dict[str, Any]]:
+    """Each sensor's params (threshold from the training clips) and its report section (held-out clips)."""
+    params = fit_thresholds(data, train_idx, copies)
+    report: dict[str, Any] = {}
+    for name, (states, positives, negatives) in SENSORS.items():
+        threshold = params[name].threshold
         test, y_test = _proxy(data, test_idx, positives, negatives)
         by_cond = {}
         for cond in (CLEAN, *conditions):
@@ -93,8 +101,10 @@ def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copie
             by_cond[cond] = {"accuracy": float(np.mean((s >= threshold) == (y_test == 1))),
                              "balanced_accuracy": balanced_accuracy(s >= threshold, y_test), "auc": auc(s, y_test)}
         report[name] = {"tag": states["tag"], "positives": list(positives), "negatives": list(negatives),
-                        "threshold_log_odds": threshold, "train_clips": len(train), "test_clips": len(test),
-                        "held_out": by_cond}
+                        "threshold_log_odds": threshold, "train_clips": int(np.sum(np.isin(
+                            data.y[train_idx], [data.labels.index(g) for g in (*positives, *negatives)
+                                                if g in data.labels]))),
+                        "test_clips": len(test), "held_out": by_cond}
     return params, report
 
 
