@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fmt_num, machine, run_section
-from bench.model import bench_cache_dir, choose_model
+from bench.model import bench_cache_dir, choose_lite, choose_model
 
 SECTIONS = ("features", "inference", "daemon", "trainer", "memory")
 HERE = Path(__file__).resolve().parent
+
+
+def cell(text: object) -> str:
+    """A markdown table cell: a literal | (as in |Δp|) would otherwise split it."""
+    return str(text).replace("|", "\\|")
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -43,15 +48,18 @@ def render(doc: dict[str, Any]) -> str:
         "",
         f"Model: {doc['model']}",
         "",
+        f"Beside it: {doc.get('lite') or 'no lite bundle installed'}",
+        "",
         "## Targets",
         "",
-        "| target | measured | goal | result |",
-        "|---|---|---|---|",
+        "| target | measured | goal | result | note |",
+        "|---|---|---|---|---|",
     ]
     for t in doc["targets"]:
         verdict = {True: "pass", False: "**MISS**", None: "not measured"}[t["passed"]]
         out.append(
-            f"| {t['name']} | {fmt_num(t['measured'])} {t['unit']} | {t['op']} {fmt_num(t['target'])} | {verdict} |"
+            f"| {cell(t['name'])} | {fmt_num(t['measured'])} {t['unit']} | {t['op']} {fmt_num(t['target'])} "
+            f"| {verdict} | {cell(t.get('note', ''))} |"
         )
     out += ["", "## Headline", ""]
     out += [f"- {line}" for s in doc["sections"] for line in s.get("headline", [])]
@@ -67,8 +75,8 @@ def render(doc: dict[str, Any]) -> str:
                 comparable = r["ratio"] is not None and r["unit"] == first_unit
                 ratio = f"{fmt_num(r['ratio'])}x" if comparable else "–"
                 out.append(
-                    f"| {r['name']} | {fmt_num(r['median'])} | {fmt_num(r['p90'])} | {r['unit']} | {ratio} | {r['n']} "
-                    f"| {r['note']} |"
+                    f"| {cell(r['name'])} | {fmt_num(r['median'])} | {fmt_num(r['p90'])} | {r['unit']} | {ratio} "
+                    f"| {r['n']} | {cell(r['note'])} |"
                 )
             out.append("")
         for note in s["notes"]:
@@ -102,13 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         choice = choose_model(bench_cache_dir())
+        lite = choose_lite()
         print(f"  {'model':<{width}}  {choice.describe()}", flush=True)
+        print(f"  {'lite':<{width}}  {lite.describe() if lite else 'not installed'}", flush=True)
         sections = []
         for key in wanted:
             t0 = time.perf_counter()
             print(f"[{key}] running ...", end="", flush=True)
-            extra = ["--model-dir", str(choice.bundle)]
-            doc = run_section(key, work / f"{key}.json", args.quick, extra)
+            extra = ["--model-dir", str(choice.bundle), *(["--lite-dir", str(lite.bundle)] if lite else [])]
+            # The daemon section runs ~9 daemons at real-time pace (two bundles, file and mic, the hop knob).
+            timeout = 1500.0 if key == "daemon" else 600.0
+            doc = run_section(key, work / f"{key}.json", args.quick, extra, timeout_s=timeout)
             sections.append(doc)
             failed = [n for n in doc["notes"] if n.startswith("section failed")]
             print(f" {time.perf_counter() - t0:.0f} s" + (f"  {failed[0][:300]}" if failed else ""), flush=True)
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": info,
         "model": choice.describe(),
+        "lite": lite.describe() if lite else None,
         "targets": targets,
         "sections": sections,
     }

@@ -171,6 +171,7 @@ def section_main(key: str, run: Callable[[argparse.Namespace], SectionResult]) -
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--lite-dir", type=Path, default=None, help="the lite bundle measured beside the shipped one")
     p.add_argument("--work-dir", type=Path, default=None)
     args = p.parse_args()
     t0 = time.perf_counter()

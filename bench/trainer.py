@@ -1,4 +1,5 @@
-"""Section 4: the trainer's throughput on the shared GTZAN subset.
+"""Section 4: the trainer's throughput on the shared GTZAN subset, for the MFCC CNN family (the recipes behind the
+lite bundle). The tagger's training (frozen MSD_musicnn embeddings + a linear head) is not timed here.
 
 Feature extraction (trainer.data.dataset.extract_features, clean variant) with 1 and 2 worker processes into
 an empty cache (cold) and again from the filled cache; training windows/s per epoch for both recipes
@@ -212,7 +213,7 @@ def export(trained: Any, windows: Any, repeats: int) -> list[Row]:
 
 
 def run(args: argparse.Namespace) -> SectionResult:
-    res = SectionResult("trainer", "4. Trainer")
+    res = SectionResult("trainer", "4. Trainer (MFCC CNN recipes: the lite bundle's family)")
     if not SHARED_GTZAN.is_dir():
         res.notes.append(f"skipped: no GTZAN data at {SHARED_GTZAN}")
         return res
