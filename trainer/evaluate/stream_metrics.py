@@ -192,6 +192,7 @@ def metrics(counts: StreamCounts) -> dict[str, float]:
         "switch_latency_s.p90": float(np.percentile(lat, 90)) if lat.size else math.nan,
         "unknown_share_music": _ratio(counts.music_non_genre, counts.music_hops),
         "genre_share_not_music": _ratio(counts.not_music_genre, counts.not_music_hops),
+        "not_music_share": _ratio(counts.not_music_hops, counts.scored),  # how much of the stream is talk or noise
     }
 
 
