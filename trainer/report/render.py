@@ -312,8 +312,11 @@ def render_md(doc: dict[str, Any]) -> str:
         by_clip = doc.get("recipes_by_clip")
         out += [f"## Recipe comparison — all clips ({cv.get('folds', 5)}-fold CV {_PROTOCOL[protocol]}, "
                 "mean ± std over folds)", "",
-                "Velardo split by segment is **leaky** (segments of one test clip are in training); "
-                "it is only here to reproduce the baseline's inflated numbers."
+                ("Velardo split by segment is **leaky** (segments of one test clip are in training); "
+                 "it is only here to reproduce the baseline's inflated numbers."
+                 if "velardo_segment_split" in doc["recipes"] else
+                 "Every row on the same folds and seeds; the tagger rows embed each clip once and fit a head per "
+                 "fold.")
                 + (" The last column is the same recipe on folds by clip, which let an artist's other clips "
                    "into training: the gap is the artist effect." if by_clip is not None else ""), "",
                 *_recipe_table(doc["recipes"], by_clip, protocol), ""]
