@@ -322,7 +322,7 @@ def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json
         from pathlib import Path
-        from trainer.cli import _groups
+        from trainer.runs.setup import groups_of
         from trainer.runs.compare import compare
         from trainer.runs.fit import base_spec, decodable, find_clips, load_data
         from trainer.data.plan import ARTIST, cv_plan
@@ -342,7 +342,7 @@ def test_compare_hands_each_trained_fold_to_a_hook(tmp_path: Path) -> None:
             clips, skipped = find_clips(root, True)
             spec = base_spec(tuple(sorted({{c.genre for c in clips}})), recipes["default"])
             clips, skipped, probed = decodable(clips, skipped, spec, cache, 1)
-            groups, protocol = _groups(root, clips)
+            groups, protocol = groups_of(root, clips)
             plan = cv_plan([c.clip_id for c in clips], [c.genre for c in clips], groups, protocol, n_folds=2,
                            seed=0, train_copies=[], test_copies=[], by_clip=False)
             data = load_data(clips, skipped, spec, plan.variants, cache, 1, probed=probed)
