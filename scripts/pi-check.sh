@@ -241,13 +241,15 @@ step "install-pi.sh --purge inside the chroot"
 t0=$(now)
 in_chroot bash /root/genre-pi/scripts/install-pi.sh --purge </dev/null
 note t_uninstall_s "$(($(now) - t0))"
-# New files not owned by a Debian package (what apt installed may stay), outside scratch places.
+# New files not owned by a Debian package (what apt installed may stay), outside scratch places. Some packages
+# create files from their maintainer scripts, which no dpkg file list names: trixie's netbase writes /etc/hosts
+# and /etc/networks in its postinst when they are missing (bookworm's debootstrap base already had them).
 leftovers="$(
     cd "$ROOTFS" &&
         cat var/lib/dpkg/info/*.list | sort -u >"$WORK/dpkg-files" &&
         find . -xdev -newer .pi-check-before \( -type f -o -type l \) -printf '/%P\n' |
         grep -v -E '^/(root/genre-pi|root/clips|tmp|var/tmp|var/cache|var/lib/(apt|dpkg|ucf|python)|var/log|proc|etc/host-ca-bundle.crt)(/|$)' |
-            grep -v -E '/__pycache__/|^/etc/(ld\.so\.cache|alternatives/|ssl/certs/|mailcap|python3/debian_config|python3\.[0-9]+/sitecustomize\.py)' |
+            grep -v -E '/__pycache__/|^/etc/(ld\.so\.cache|alternatives/|ssl/certs/|mailcap|python3/debian_config|python3\.[0-9]+/sitecustomize\.py)|^/etc/(hosts|networks)$' |
             sort | comm -23 - "$WORK/dpkg-files" || true
 )"
 for path in /opt/genre-pi /etc/genre-daemon /etc/systemd/system/genre-daemon.service; do
