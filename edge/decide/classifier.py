@@ -18,7 +18,6 @@ from edge.decide.decider import Decider
 from edge.decide.gates import dbfs_from_mean_square, is_silent
 from edge.decide.params import DecisionParams
 from edge.decide.ringbuffer import SampleRing
-from edge.decide.states import NOT_MUSIC, SILENCE
 from edge.decide.tags import Tags, TagSensor
 from edge.features import StreamingMfcc, normalize_window
 from edge.spec import FeatureSpec
@@ -146,9 +145,6 @@ class Classifier:
             return {}, []
         model: TaggedModel = self.model  # type: ignore[assignment]  # Tags come only with a tagger bundle
         scores = model.output(self.tags.output)
-        if state in (NOT_MUSIC, SILENCE):
-            sensors = {name: s.reset() for name, s in self.sensors.items()}
-        else:
-            sensors = {name: s.update(scores) for name, s in self.sensors.items()}
+        sensors = {name: s.step(state, scores) for name, s in self.sensors.items()}
         order = np.argsort(scores)[::-1][:5]
         return sensors, [(self.tags.names[i], float(scores[i])) for i in order]

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.decide.states import NOT_MUSIC, SILENCE
+
 _EPS = 1e-4  # sigmoid scores reach 0/1 in float32; the log-odds stay finite
 
 
@@ -75,9 +77,11 @@ class Tags:
     sensors: dict[str, TagSensorParams]
 
 
-def log_odds(score: float) -> float:
-    p = min(max(float(score), _EPS), 1.0 - _EPS)
-    return math.log(p / (1.0 - p))
+def log_odds(score: float | npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """The log-odds of sigmoid scores (a scalar or an array), kept finite at 0 and 1."""
+    p = np.clip(np.asarray(score, dtype=np.float64), _EPS, 1.0 - _EPS)
+    out: npt.NDArray[np.float64] = np.log(p / (1.0 - p))
+    return out
 
 
 class TagSensor:
@@ -98,9 +102,14 @@ class TagSensor:
         self.mean, self.windows, self.state = None, 0, self.params.idle
         return self.state
 
+    def step(self, state: str, scores: npt.NDArray[np.floating[Any]]) -> str:
+        """One classified window as the daemon runs the sensors: fed while music is published (a genre or
+        ``uncertain``), reset by not-music and silence."""
+        return self.reset() if state in (NOT_MUSIC, SILENCE) else self.update(scores)
+
     def update(self, scores: npt.NDArray[np.floating[Any]]) -> str:
         """One music window's tag scores (the model's tag order); the sensor's state after it."""
-        x = log_odds(float(scores[self.index]))
+        x = float(log_odds(scores[self.index]))
         self.windows += 1
         # Until the average has seen ~hops windows it is their plain mean: the first windows count fully.
         alpha = max(self._alpha, 1.0 / self.windows)

@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.decide.params import DecisionParams
-from edge.decide.states import NOT_MUSIC, SILENCE
 from edge.decide.tags import TagSensor, TagSensorParams
 from trainer.data.split import grouped_folds
 from trainer.evaluate.playlist_eval import (
@@ -81,8 +80,7 @@ def sensor_flaps(runs: Sequence[PlaylistRun], tags: Sequence[FloatArray], states
     for run, scores, published in zip(runs, tags, states, strict=True):
         for name, params in sensors.items():
             sensor = TagSensor(params, TAGS)
-            out = [sensor.reset() if state in (NOT_MUSIC, SILENCE) else sensor.update(row)
-                   for row, state in zip(scores, published, strict=True)]
+            out = [sensor.step(state, row) for row, state in zip(scores, published, strict=True)]
             by_cond.setdefault(run.condition, {}).setdefault(name, []).append(count(run.truth, out))
     return {cond: {name: metrics(combine(parts))["within_song_changes_per_min"] for name, parts in per.items()}
             for cond, per in by_cond.items()}

@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.decide.tags import TagSensorParams
+from edge.decide.tags import TagSensorParams, log_odds
 from trainer.data.plan import CLEAN
 from trainer.tagger.export import TAGS
 from trainer.tagger.fit import TaggerData
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_EPS = 1e-4
 
 # name -> (sensor states, proxy positives, proxy negatives)
 SENSORS: dict[str, tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]] = {
@@ -38,8 +37,7 @@ def clip_log_odds(data: TaggerData, idx: Sequence[int] | IntArray, variant: str,
     k = TAGS.index(tag)
     out = []
     for i in idx:
-        p = np.clip(data.emb.get(data.clip_ids[i], variant)[:, k].astype(np.float64), _EPS, 1 - _EPS)
-        out.append(float(np.mean(np.log(p / (1 - p)))))
+        out.append(float(np.mean(log_odds(data.emb.get(data.clip_ids[i], variant)[:, k]))))
     return np.asarray(out)
 
 
@@ -101,9 +99,8 @@ def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copie
             by_cond[cond] = {"accuracy": float(np.mean((s >= threshold) == (y_test == 1))),
                              "balanced_accuracy": balanced_accuracy(s >= threshold, y_test), "auc": auc(s, y_test)}
         report[name] = {"tag": states["tag"], "positives": list(positives), "negatives": list(negatives),
-                        "threshold_log_odds": threshold, "train_clips": int(np.sum(np.isin(
-                            data.y[train_idx], [data.labels.index(g) for g in (*positives, *negatives)
-                                                if g in data.labels]))),
+                        "threshold_log_odds": threshold,
+                        "train_clips": len(_proxy(data, train_idx, positives, negatives)[0]),
                         "test_clips": len(test), "held_out": by_cond}
     return params, report
 
