@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> SectionResult:
         "BLAS threads: the floor is timed with OpenBLAS limited to 1 thread (threadpoolctl) because it is meant "
         "as the arithmetic lower bound; everything else runs as installed. The 'default BLAS' floor row shows what "
         "OpenBLAS' thread hand-off costs the dense mel product on a shared 2-core machine (edge.features avoids "
-        "that product: a banded filterbank with reduceat, and scipy's DCT)."
+        "that product: a banded filterbank with reduceat, and a DCT through one FFT)."
     )
     res.notes.append(
         "No target on the ratio to python_speech_features (the row stays): it moved 6-16x between runs with psf's "

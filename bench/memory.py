@@ -28,8 +28,6 @@ HEAVY = (
 CHAIN = {
     "python": ("python + psutil (baseline)", ""),
     "numpy": ("+ numpy", "import numpy"),
-    "scipy": ("+ scipy.fft, scipy.fftpack (what edge.features imports)", "import scipy.fft, scipy.fftpack"),
-    "psf": ("+ python_speech_features", "import python_speech_features"),
     "audio": ("+ soundfile, soxr (file decoding, resampling)", "import soundfile, soxr"),
     "runtime": ("+ the lite runtime's Interpreter (the one the daemon picks)", "RUNTIME"),
     "paho": ("+ paho.mqtt.client", "import paho.mqtt.client"),
@@ -38,6 +36,9 @@ CHAIN = {
 # Stages outside the chain: (label, code). BUNDLE/LITE are the bundle paths.
 ALONE = {
     "tflite_runtime": ("chain up to soxr + tflite_runtime instead (a Pi on Bookworm)", "CHAIN:audio;TFLITE"),
+    # What the daemon imported until its front ends became numpy alone: the saving, for scale.
+    "scipy_psf": ("numpy + scipy.fft + python_speech_features (no longer imported by the daemon)",
+                  "import numpy, scipy.fft, scipy.fftpack, python_speech_features"),
     "cli": ("import daemon.cli only (what genre-daemon imports before it needs more)", "import daemon.cli"),
     "daemon": ("the daemon's import set (cli, pipeline, sources, mqtt, classifier, runtime)", "DAEMON;RUNTIME"),
     "lite": ("daemon import set + lite bundle loaded + one window classified", "DAEMON;RUNTIME;LOAD:LITE"),

@@ -1,6 +1,6 @@
 """What training and serving share: the feature contract, MFCC, audio decoding and the TFLite runtime.
 
-Light by design (numpy, scipy, python_speech_features, soundfile, soxr and a TFLite runtime):
+Light by design (numpy, soundfile, soxr and a TFLite runtime; the front ends are numpy alone):
 this package must never import tensorflow, because it runs on the Raspberry Pi.
 """
 

@@ -1,6 +1,7 @@
 """MFCC frames for batch (a whole clip) and streaming (a microphone), bit-for-bit the same.
 
-The maths is python_speech_features' (its filterbank, power spectrum and lifter, the same DCT), but
+The maths is python_speech_features' (its filterbank, power spectrum and lifter, the same DCT) in numpy alone
+(scipy and python_speech_features stay out of the daemon: ~15 MB of imports for two small matrices), but
 frames are computed only once each: a stream pushes samples of any chunk size and gets only the
 *new* frames, kept in a preallocated ring from which the latest window is read as a view.
 Only complete frames are produced (psf zero-pads a trailing partial frame; a stream cannot know
@@ -14,11 +15,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
-from python_speech_features import base as psf_base
-from scipy.fftpack import dct
 
-from edge.melbank import slaney_filterbank
+from edge.melbank import psf_filterbank, slaney_filterbank
 from edge.spec import FeatureSpec
 
 FloatArray = npt.NDArray[np.float32]
@@ -26,6 +24,22 @@ AnyFloat = npt.NDArray[np.floating[Any]]
 _EPS = float(np.finfo(float).eps)  # psf's floor before log()
 _BLOCK_FRAMES = 64  # frames per FFT batch: ~1 MB of float64 temporaries, cache-sized on a Pi too
 _CVN_FLOOR = 1e-3  # spread below which a window counts as constant
+
+
+def dct_ortho(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Orthonormal DCT-II along the last axis (scipy's ``dct(x, type=2, norm="ortho")``), through one FFT.
+
+    Makhoul's reordering: even samples ascending, then odd samples descending, make the DCT the real part of a
+    rotated FFT. Not a matrix product: a 64 x 96 x 96 matmul is big enough for OpenBLAS to hand it to a second
+    thread, which costs more than the arithmetic on a busy Pi.
+    """
+    n = x.shape[-1]
+    v = np.concatenate((x[..., ::2], x[..., 1::2][..., ::-1]), axis=-1)
+    k = np.arange(n)
+    scale = np.full(n, np.sqrt(2.0 / n))
+    scale[0] = np.sqrt(1.0 / n)
+    out: npt.NDArray[np.float64] = (np.fft.fft(v, axis=-1) * (np.exp(-0.5j * np.pi * k / n) * scale)).real
+    return out
 
 
 def _window_function(name: str, length: int) -> npt.NDArray[np.float64]:
@@ -85,7 +99,7 @@ class _BandedFilterbank:
 class MfccEngine:
     """Turns pre-emphasised frames into MFCCs; precomputes the filterbank, window and lifter once.
 
-    Same maths as python_speech_features.mfcc (to ~1e-12), but cheaper per frame: scipy's pocketfft,
+    Same maths as python_speech_features.mfcc (to ~1e-12), but cheaper per frame: numpy's pocketfft,
     |X|^2 as re^2 + im^2 (no sqrt then square), psf's 1/NFFT folded into the filterbank weights,
     and the banded filterbank above instead of a dense (multi-threaded BLAS) matmul.
     """
@@ -93,8 +107,8 @@ class MfccEngine:
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self._window = _window_function(spec.winfunc, spec.win_length)
-        fbank = psf_base.get_filterbanks(spec.n_mels, spec.n_fft, spec.sample_rate, spec.low_hz, spec.effective_high_hz)
-        self._fbank = _BandedFilterbank(np.asarray(fbank, dtype=np.float64), 1.0 / spec.n_fft)
+        fbank = psf_filterbank(spec.n_mels, spec.n_fft, spec.sample_rate, spec.low_hz, spec.effective_high_hz)
+        self._fbank = _BandedFilterbank(fbank, 1.0 / spec.n_fft)
         n = np.arange(spec.n_mfcc)
         lift = spec.ceplifter
         self._lift = 1 + (lift / 2.0) * np.sin(np.pi * n / lift) if lift > 0 else None
@@ -116,14 +130,14 @@ class MfccEngine:
         spec = self.spec
         if frames.shape[0] == 0:
             return np.zeros((0, spec.n_mfcc), dtype=np.float32)
-        spectrum = scipy.fft.rfft(frames * self._window, spec.n_fft, axis=1)
+        spectrum = np.fft.rfft(frames * self._window, spec.n_fft, axis=1)
         power = np.square(spectrum.real)
         power += np.square(spectrum.imag)  # unscaled: 1/NFFT is in the filterbank and the energy
         feat = self._fbank.apply(power)
         if self._floor is not None:  # frame-local, so streaming still equals batch
             np.maximum(feat, feat.max(axis=1, keepdims=True) * self._floor, out=feat)
         feat[feat == 0] = _EPS  # psf's floor, only for exact zeros (digital silence)
-        ceps = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, : spec.n_mfcc]
+        ceps = dct_ortho(np.log(feat))[:, : spec.n_mfcc]
         if self._lift is not None:
             ceps *= self._lift
         if spec.append_energy:
@@ -157,7 +171,7 @@ class LogMelEngine:
 
     def log_mel(self, frames: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """(n, win_length) samples -> (n, n_mels) log-mel frames, exactly what the tagger was trained on."""
-        spectrum = scipy.fft.rfft(frames * self._window, self.spec.n_fft, axis=1)
+        spectrum = np.fft.rfft(frames * self._window, self.spec.n_fft, axis=1)
         power = np.square(spectrum.real)
         power += np.square(spectrum.imag)
         mel = self._fbank.apply(power)
@@ -169,10 +183,7 @@ class LogMelEngine:
 
     @staticmethod
     def log_mel_to_cepstra(log_mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        # scipy's DCT (pocketfft), not a matrix product: a 62 x 96 x 96 matmul is big enough for OpenBLAS to
-        # hand it to a second thread, which costs more than the arithmetic on a busy Pi.
-        out: npt.NDArray[np.float64] = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)
-        return out
+        return dct_ortho(log_mel)
 
 
 Engine = MfccEngine | LogMelEngine

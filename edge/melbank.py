@@ -1,7 +1,9 @@
-"""The Slaney mel filterbank (librosa's default, ``htk=False, norm="slaney"``) in plain numpy.
+"""The two front ends' mel filterbanks in plain numpy: Slaney's (librosa's default, ``htk=False,
+norm="slaney"``) for the tagger, and python_speech_features' (HTK mel, bin-floored triangles) for the MFCC CNNs.
 
-The tagger was trained on librosa's mel spectrogram; the edge may not import librosa (it pulls numba and
-~100 MB onto a Pi), so the filterbank is rebuilt here from its definition and a test holds it to librosa's.
+The models were trained on those libraries' filterbanks; the edge imports neither (librosa pulls numba and
+~100 MB onto a Pi, python_speech_features pulls scipy), so each bank is rebuilt here from its definition and a
+test holds it to the library's.
 """
 
 from __future__ import annotations
@@ -41,3 +43,19 @@ def slaney_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0
     weights: F64 = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
     return weights
+
+
+def psf_filterbank(n_filters: int, n_fft: int, sample_rate: int, low_hz: float = 0.0,
+                   high_hz: float | None = None) -> F64:
+    """(n_filters, 1 + n_fft // 2) python_speech_features filters: HTK mel points floored to FFT bins, peak 1."""
+    high_hz = high_hz or sample_rate / 2
+    mels = np.linspace(2595.0 * np.log10(1 + low_hz / 700.0), 2595.0 * np.log10(1 + high_hz / 700.0), n_filters + 2)
+    bins = np.floor((n_fft + 1) * (700.0 * (10.0 ** (mels / 2595.0) - 1)) / sample_rate)
+    bank = np.zeros((n_filters, n_fft // 2 + 1))
+    for j in range(n_filters):
+        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
+        rise = np.arange(int(lo), int(mid))
+        bank[j, rise] = (rise - lo) / (mid - lo)
+        fall = np.arange(int(mid), int(hi))
+        bank[j, fall] = (hi - fall) / (hi - mid)
+    return bank
