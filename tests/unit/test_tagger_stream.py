@@ -14,6 +14,7 @@ from edge.spec import musicnn_spec
 from trainer.data.dataset import Clip
 from trainer.data.split import grouped_folds
 from trainer.evaluate.playlist_eval import PlaylistRun, decoded_clips, judge, playlist_runs
+from trainer.evaluate.tradeoff import hop_tradeoff, subsample
 from trainer.model.recipes import get_recipe
 from trainer.tagger.embed import WindowEmbeddings
 from trainer.tagger.export import N_TAGS, TAGS
@@ -86,7 +87,6 @@ def test_judge_refuses_playlists_that_share_a_clip(data: tuple[TaggerData, list[
     assert set(result.metrics) == {"clean"} and result.tuning["playlists"] == len(other)
 
 
-
 def test_sensor_flaps_count_changes_inside_songs_and_reset_for_talk(data: tuple[TaggerData, list[str]]) -> None:
     d, _ = data
     head = fit(get_recipe("tagger"), d, np.arange(len(d.clips), dtype=np.int64), [], 0).linear()
@@ -106,3 +106,40 @@ def test_sensor_flaps_count_changes_inside_songs_and_reset_for_talk(data: tuple[
     assert sensor_flaps([run], [flipping], [music], params)["clean"]["vocals"] > 0
     # Talk (not_music published) resets the sensor to none at every hop: no changes to count either.
     assert sensor_flaps([run], [flipping], [["not_music"] * n], params) == {"clean": {"vocals": 0.0}}
+
+
+def _runs(d: TaggerData, clips: slice, seed: int, purpose: str, name: str) -> list[PlaylistRun]:
+    head = fit(get_recipe("tagger"), d, np.arange(len(d.clips), dtype=np.int64), [], 0).linear()
+    return playlist_runs(decoded_clips(d.clips[clips], d.spec.sample_rate), d.spec, head_predict(_embed, head),
+                         conditions=("clean",), seed=seed, purpose=purpose, cache_dir=None, name=name)
+
+
+def test_a_longer_hop_is_every_mth_window_with_the_truth_read_at_those_windows(
+        data: tuple[TaggerData, list[str]]) -> None:
+    d, _ = data
+    run = _runs(d, slice(0, 6), 0, "eval", "h")[0]
+    half = subsample(run, 2)
+    assert subsample(run, 1) is run
+    assert np.array_equal(half.probs, run.probs[::2]) and np.array_equal(half.rms_dbfs, run.rms_dbfs[::2])
+    assert half.truth.hop_s == pytest.approx(2 * run.truth.hop_s)
+    assert np.array_equal(half.truth.times_s, run.truth.times_s[::2])
+    assert half.truth.labels == run.truth.labels[::2]  # the same audio is audible at the same window ends
+    with pytest.raises(ValueError):
+        subsample(run, 0)
+
+
+def test_the_tradeoff_tunes_per_hop_and_holds_the_main_constant_along_its_curve(
+        data: tuple[TaggerData, list[str]]) -> None:
+    d, _ = data
+    tune, test = _runs(d, slice(6, 12), 1, "train", "t"), _runs(d, slice(0, 6), 0, "eval", "e")
+    grid = {"switch_per_hop": (0.005, 0.05), "hysteresis_windows": (1, 2)}
+    hops = hop_tradeoff(tune, test, d.labels, DecisionParams(), grid, multiples=(1, 2))
+    assert [h["every"] for h in hops] == [1, 2]
+    assert [h["hop_s"] for h in hops] == pytest.approx([test[0].truth.hop_s, 2 * test[0].truth.hop_s])
+    assert hops[1]["windows_per_min"] == pytest.approx(hops[0]["windows_per_min"] / 2)
+    # At the shipped hop the tuned rule is the one judge() ships.
+    assert hops[0]["tuned"] == judge(tune, test, d.labels, DecisionParams(), grid=grid).tuned
+    for h in hops:
+        assert [p["switch_per_hop"] for p in h["curve"]] == [0.005, 0.05]
+        assert all(p["tuned"]["switch_per_hop"] == p["switch_per_hop"] for p in h["curve"])
+        assert set(h["metrics"]["clean"]) >= {"settled_accuracy", "within_song_changes_per_min"}

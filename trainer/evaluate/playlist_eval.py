@@ -137,6 +137,7 @@ class FoldPlaylists:
     seconds: dict[str, float]
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per run: plan, condition, states (tuned)
     sensors: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> tag sensor -> within-song/min
+    hops: list[dict[str, Any]] = field(default_factory=list)  # trainer.evaluate.tradeoff.hop_tradeoff
 
 
 def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: Mapping[str, tuple[str, FloatArray]],

@@ -39,6 +39,10 @@ from trainer.evaluate.playlist_eval import (
 )
 from trainer.export.tflite import TfliteRunner
 from trainer.report.timeline import plot_timeline
+from trainer.report.tradeoff_report import md_lines as tradeoff_md
+from trainer.report.tradeoff_report import summarize_hops
+
+TRADEOFF_PNG = "playlist_cv_tradeoff.png"
 
 log = logging.getLogger(__name__)
 TEST_SETUP = PlaylistSetup(max_per_genre=4)
@@ -91,9 +95,10 @@ def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return _no_nan_doc({
         "playlist_cv": summarize_folds([f["metrics"] for f in folds]),
         "playlist_cv_baseline": summarize_folds([f["baseline"] for f in folds]),
-        "playlist_cv_folds": [{k: v for k, v in f.items() if k != "timeline"} for f in folds],
+        "playlist_cv_folds": [{k: v for k, v in f.items() if k not in ("timeline", "hops")} for f in folds],
         "playlist_setup": setup_notes(),
         **({"playlist_cv_sensors": _sensor_summary([f["sensors"] for f in folds])} if folds[0].get("sensors") else {}),
+        **({"playlist_cv_hops": summarize_hops([f["hops"] for f in folds])} if folds[0].get("hops") else {}),
     })
 
 
@@ -123,6 +128,7 @@ def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
     """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
     return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
                     **({"playlist_sensors": result.sensors} if result.sensors else {}),
+                    **({"playlist_hops": summarize_hops([result.hops])} if result.hops else {}),
                     "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
                                          "seconds": result.seconds},
                     "playlist_setup": setup_notes()})
@@ -207,6 +213,7 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
                     f"fold {f.get('fold', i)}: T={p.get('temperature')}, switch={p.get('switch_per_hop')}, "
                     f"min_conf={p.get('min_confidence')}, hyst={p.get('hysteresis_windows')}"
                     for i, (f, p) in enumerate(zip(doc["playlist_cv_folds"], params, strict=True)))]
+            out += tradeoff_md(doc.get("playlist_cv_hops") or [], TRADEOFF_PNG)
         else:
             shipped = doc.get("playlist_shipped", {}).get("decision")
             if shipped:

@@ -19,9 +19,17 @@ from trainer.data.dataset import DatasetError
 from trainer.data.negatives import NEGATIVE_LABEL, negative_clips
 from trainer.data.plan import cv_plan, eval_variants, train_plan
 from trainer.model.recipes import Recipe
-from trainer.report.playlist_report import cv_sections, cv_timelines, plot_timelines, setup_notes, shipped_section
+from trainer.report.playlist_report import (
+    TRADEOFF_PNG,
+    cv_sections,
+    cv_timelines,
+    plot_timelines,
+    setup_notes,
+    shipped_section,
+)
 from trainer.report.plots import plot_confusion
 from trainer.report.render import update_report
+from trainer.report.tradeoff_report import plot_tradeoff
 from trainer.runs.fit import decodable, find_clips, train_copies
 from trainer.runs.setup import groups_of, save_plan, setup, skipped_rows
 from trainer.tagger.embed import InputEmbedder, embed_windows
@@ -137,6 +145,8 @@ def stream_cv(args: argparse.Namespace, command: str, recipe: Recipe) -> int:
                                           "carry speech, TV talk and household noise between songs"}
     plot_timelines(args.out, "playlist_cv", cv_timelines(folds), data.labels,
                    f"CV by {protocol}, shipped recipe ({recipe.name}), tuned rule: truth above, published below")
+    if sections.get("playlist_cv_hops"):
+        plot_tradeoff(args.out / TRADEOFF_PNG, sections["playlist_cv_hops"])
     update_report(args.out, sections)
     log.info("stream CV written to %s in %.1f min", args.out, (time.perf_counter() - started) / 60)
     return 0

@@ -38,6 +38,7 @@ from trainer.evaluate.playlist_eval import (
     playlist_runs,
 )
 from trainer.evaluate.stream_metrics import StreamCounts, combine, count, metrics
+from trainer.evaluate.tradeoff import hop_tradeoff
 from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
@@ -122,9 +123,12 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
     test_runs = playlist_runs(test, data.spec, head_predict(embed, head, tags),
                               conditions=[CLEAN, *severities, *TEST_EXTRA], seed=seed, purpose="eval",
                               cache_dir=cache_dir, setup=TEST_SETUP, name="test")
-    result = judge(tune_runs, test_runs, data.labels, base_params or DecisionParams(), grid=GRID["hmm"],
-                   keep_timeline=keep_timeline,
+    base = base_params or DecisionParams()
+    result = judge(tune_runs, test_runs, data.labels, base, grid=GRID["hmm"], keep_timeline=keep_timeline,
                    seconds={"tune_playlists": t1 - t0, "test_playlists": time.perf_counter() - t1})
+    t2 = time.perf_counter()
+    result.hops = hop_tradeoff(tune_runs, test_runs, data.labels, base, GRID["hmm"])
+    result.seconds["tradeoff"] = time.perf_counter() - t2
     result.tuning["how"] = tuning_note()
     sensors = fit_thresholds(data, train_idx, copies)
     states = decide_runs(test_runs, data.labels, DecisionParams.from_dict(result.tuned))

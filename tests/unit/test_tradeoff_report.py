@@ -1,0 +1,36 @@
+"""The hop/rule trade-off's report: folds averaged per hop and per value of the main constant, a table, a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer.report.tradeoff_report import md_lines, plot_tradeoff, summarize_hops
+
+
+def _fold(settled: float) -> list[dict[str, Any]]:
+    def m(s: float, w: float) -> dict[str, dict[str, float]]:
+        return {"typical": {"settled_accuracy": s, "within_song_changes_per_min": w}}
+
+    return [{"every": k, "hop_s": 1.5 * k, "windows_per_min": 40.0 / k, "tuned": {"switch_per_hop": 0.01},
+             "metrics": m(settled / k, 1.0 / k),
+             "curve": [{"switch_per_hop": v, "tuned": {}, "metrics": m(settled - v, 10 * v)} for v in (0.01, 0.05)]}
+            for k in (1, 2)]
+
+
+def test_folds_are_averaged_per_hop_and_per_constant_value(tmp_path: Path) -> None:
+    hops = summarize_hops([_fold(0.8), _fold(0.6)])
+    assert [h["hop_s"] for h in hops] == [1.5, 3.0]
+    assert hops[0]["metrics"]["typical"]["settled_accuracy"]["mean"] == pytest.approx(0.7)
+    assert hops[1]["metrics"]["typical"]["within_song_changes_per_min"]["mean"] == pytest.approx(0.5)
+    assert [p["switch_per_hop"] for p in hops[0]["curve"]] == [0.01, 0.05]
+    assert hops[0]["curve"][1]["metrics"]["typical"]["settled_accuracy"]["mean"] == pytest.approx(0.65)
+    assert len(hops[0]["tuned"]) == 2  # one tuned rule per fold
+    lines = md_lines(hops, "t.png")
+    assert any(line.startswith("| 3.00 | 20 | typical | 35.0 ± ") for line in lines), lines
+    assert any(line.startswith("| 1.50 | 0.05 | 65.0 ± ") for line in lines), lines
+    assert md_lines([], None) == []
+    png = plot_tradeoff(tmp_path / "t.png", hops)
+    assert png.stat().st_size > 1000

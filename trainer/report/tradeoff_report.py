@@ -1,0 +1,110 @@
+"""The hop and rule trade-off in the report: folds' :mod:`trainer.evaluate.tradeoff` results summarised
+(``playlist_cv_hops`` in report.json), a table per hop, and one plot of settled accuracy against within-song
+changes over the rule's main constant, a line per hop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainer.evaluate.metrics import mean_std
+from trainer.evaluate.tradeoff import CURVE_KEYS, MAIN_CONSTANT
+
+CONDITION = "typical"  # the goals' room
+_COLUMNS = (("settled_accuracy", "settled %", 100), ("within_song_changes_per_min", "within-song/min", 1),
+            ("switch_latency_s.median", "latency median s", 1), ("switch_latency_s.p90", "latency p90 s", 1),
+            ("genre_share_not_music", "not-music as genre %", 100), ("unknown_share_music", "music as no genre %", 100))
+
+
+def _summary(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, Any]]:
+    conds = list(dict.fromkeys(c for f in per_fold for c in f))
+    return {c: {k: mean_std([f[c][k] for f in per_fold if c in f and k in f[c]]) for k in CURVE_KEYS}
+            for c in conds}
+
+
+def summarize_hops(folds: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Per hop multiple, over folds: the metrics of the rule tuned at that hop and the main constant's curve."""
+    out = []
+    for i, first in enumerate(folds[0]):
+        rows = [f[i] for f in folds]
+        curve = [{MAIN_CONSTANT: point[MAIN_CONSTANT],
+                  "metrics": _summary([r["curve"][j]["metrics"] for r in rows])}
+                 for j, point in enumerate(first["curve"])]
+        out.append({"every": first["every"], "hop_s": first["hop_s"], "windows_per_min": first["windows_per_min"],
+                    "tuned": [r["tuned"] for r in rows], "metrics": _summary([r["metrics"] for r in rows]),
+                    "curve": curve})
+    return out
+
+
+def _cell(v: Any, scale: float) -> str:
+    if not isinstance(v, Mapping) or v.get("mean") is None or v["mean"] != v["mean"]:
+        return ""
+    return f"{scale * v['mean']:.1f} ± {scale * (v.get('std') or 0):.1f}" if scale != 1 else \
+        f"{v['mean']:.2f} ± {v.get('std') or 0:.2f}"
+
+
+def md_lines(hops: Sequence[Mapping[str, Any]], png: str | None) -> list[str]:
+    """report.md: the hops table (typical and clean) and the curve plot."""
+    if not hops:
+        return []
+    out = ["", "### The hop and the rule's main constant (CV folds)", "",
+           "A longer hop is the shipped grid's every m-th window (the same 3 s of audio, fewer of them): the model's "
+           "CPU falls as 1/m, the rule is tuned again at that hop on the tuning playlists and judged on the test "
+           "playlists. Rows: the rule tuned per hop; mean ± std over folds.", "",
+           "| hop s | windows/min | room | " + " | ".join(h for _, h, _ in _COLUMNS) + " |",
+           "|" + "---|" * (len(_COLUMNS) + 3)]
+    for h in hops:
+        for cond in (CONDITION, "clean", "unseen_room"):
+            m = h["metrics"].get(cond)
+            if m:
+                out.append(f"| {h['hop_s']:.2f} | {h['windows_per_min']:.0f} | {cond} | "
+                           + " | ".join(_cell(m.get(k), s) for k, _, s in _COLUMNS) + " |")
+    out += ["", f"Over `{MAIN_CONSTANT}` (the others tuned with it held), {CONDITION} room:", "",
+            f"| hop s | {MAIN_CONSTANT} | " + " | ".join(h for _, h, _ in _COLUMNS[:4]) + " |",
+            "|" + "---|" * 6]
+    for h in hops:
+        for point in h["curve"]:
+            m = point["metrics"].get(CONDITION, {})
+            out.append(f"| {h['hop_s']:.2f} | {point[MAIN_CONSTANT]} | "
+                       + " | ".join(_cell(m.get(k), s) for k, _, s in _COLUMNS[:4]) + " |")
+    if png:
+        out += ["", f"![trade-off]({png})"]
+    return out
+
+
+def plot_tradeoff(path: Path, hops: Sequence[Mapping[str, Any]], condition: str = CONDITION) -> Path:
+    """Settled accuracy against within-song changes a minute, a line per hop over the main constant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for h in hops:
+        xs, ys, names = [], [], []
+        for point in h["curve"]:
+            m = point["metrics"].get(condition, {})
+            x, y = m.get("within_song_changes_per_min", {}).get("mean"), m.get("settled_accuracy", {}).get("mean")
+            if x is None or y is None:
+                continue
+            xs.append(x)
+            ys.append(100 * y)
+            names.append(str(point[MAIN_CONSTANT]))
+        ax.plot(xs, ys, marker="o", label=f"hop {h['hop_s']:.1f} s ({h['windows_per_min']:.0f} windows/min)")
+        for x, y, name in zip(xs, ys, names, strict=True):
+            ax.annotate(name, (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    ax.axvline(0.5, color="grey", lw=0.8, ls="--")
+    ax.axhline(85, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("within-song changes per minute")
+    ax.set_ylabel("settled accuracy %")
+    ax.set_title(f"CV playlists, {condition} room: over {MAIN_CONSTANT} (labels), per hop")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["md_lines", "plot_tradeoff", "summarize_hops"]
