@@ -97,14 +97,20 @@ def bundle_tags(meta: dict[str, Any], where: Path, output_sizes: tuple[int, ...]
     try:
         output, names = int(doc["output"]), tuple(str(n) for n in doc["names"])
         sensors = sensor_params(doc.get("sensors", {}))
+        heads = doc.get("heads")
+        heads_output = None if heads is None else int(heads["output"])
+        head_names = () if heads is None else tuple(str(n) for n in heads["names"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelBundleError(f"{bad}: {exc}") from None
-    if not 1 <= output < len(output_sizes) or output_sizes[output] != len(names):
-        raise ModelBundleError(f"{bad}: {len(names)} tag names, but the model's outputs are {list(output_sizes)}")
-    missing = [p.tag for p in sensors.values() if p.tag not in names]
+    for k, what in ((output, names), (heads_output, head_names)):
+        if k is not None and (not 1 <= k < len(output_sizes) or output_sizes[k] != len(what)):
+            raise ModelBundleError(f"{bad}: output {k} should hold {len(what)} scores, but the model's outputs are "
+                                   f"{list(output_sizes)}")
+    tags = Tags(output, names, sensors, heads_output, head_names)
+    missing = [p.tag for p in sensors.values() if p.tag not in tags.readable]
     if missing:
         raise ModelBundleError(f"{bad}: sensors read unknown tags {missing}")
-    return Tags(output, names, sensors)
+    return tags
 
 
 def load_bundle(directory: str | Path | None = None, num_threads: int = 1, runtime: str | None = None) -> Bundle:

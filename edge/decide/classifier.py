@@ -79,7 +79,7 @@ class Classifier:
         self.decider = Decider(spec.labels, params)
         self.counters = Counters()
         self.tags = tags
-        self.sensors = {name: TagSensor(p, tags.names) for name, p in tags.sensors.items()} if tags else {}
+        self.sensors = {name: TagSensor(p, tags.readable) for name, p in tags.sensors.items()} if tags else {}
         self._input = np.zeros(spec.input_shape, dtype=np.float32)
         self._next_due = spec.frames_per_window  # frame count at which the next window is due
         self._samples = 0
@@ -144,7 +144,7 @@ class Classifier:
         if self.tags is None:
             return {}, []
         model: TaggedModel = self.model  # type: ignore[assignment]  # Tags come only with a tagger bundle
-        scores = model.output(self.tags.output)
+        scores = self.tags.scores(model.output)
         sensors = {name: s.step(state, scores) for name, s in self.sensors.items()}
-        order = np.argsort(scores)[::-1][:5]
+        order = np.argsort(scores[: len(self.tags.names)])[::-1][:5]  # the top five of the 50 tags
         return sensors, [(self.tags.names[i], float(scores[i])) for i in order]

@@ -1,4 +1,9 @@
-"""Sensors from the tagger's tag scores (vocals, danceable): one tag's score per hop in, a steady state out.
+"""Sensors from the tagger (vocals, danceable): one score per hop in, a steady state out.
+
+A sensor reads one named score of the window: one of MSD_musicnn's 50 tags, or (bundles since the sensor heads)
+a small logistic head on the tagger's embedding, fitted for that sensor on the trainer's rooms and noise and
+exported as another output of the same graph: the raw ``dance`` tag did not survive a living room's noise and
+band limits (AUC 0.51 in the typical room), a head trained through them does.
 
 The same pattern as the genre's rule, smaller: a tag's per-window score (a sigmoid) is turned into log-odds and
 averaged over the hops of the current music (an exponential average over about ``hops`` hops, so a song
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,12 +74,24 @@ class TagSensorParams:
 
 @dataclass(frozen=True)
 class Tags:
-    """A tagger bundle's model.json ``model.tags``: which model output holds the tag scores, their names, and the
-    sensors read from them."""
+    """A tagger bundle's model.json ``model.tags``: which model output holds the tag scores and their names, which
+    output holds the sensor heads' scores (``heads_output``, None without) and theirs, and the sensors."""
 
     output: int
     names: tuple[str, ...]
     sensors: dict[str, TagSensorParams]
+    heads_output: int | None = None
+    head_names: tuple[str, ...] = ()
+
+    @property
+    def readable(self) -> tuple[str, ...]:
+        """What a sensor may read, in the order :meth:`scores` returns it: the tags, then the heads."""
+        return self.names + self.head_names
+
+    def scores(self, output: Callable[[int], npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        """This window's readable scores from the model's ``output(k)``."""
+        tags = output(self.output)
+        return tags if self.heads_output is None else np.concatenate([tags, output(self.heads_output)])
 
 
 def log_odds(score: float | npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
@@ -89,7 +106,7 @@ class TagSensor:
 
     def __init__(self, params: TagSensorParams, tags: Sequence[str]) -> None:
         if params.tag not in tags:
-            raise ValueError(f"tag {params.tag!r} is not among the model's tags")
+            raise ValueError(f"{params.tag!r} is not among the model's tags and sensor heads")
         self.params = params
         self.index = list(tags).index(params.tag)
         self._alpha = 1.0 / params.hops

@@ -96,6 +96,7 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     check = shipped["bundle_check"]
     print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")
     assert check["max_abs_prob_diff"] < 0.02 and shipped["parity"]["top1_agreement"] >= 0.95
+    assert check["sensor_heads_max_abs_prob_diff"] < 0.02  # the third output is the trainer's sensor heads
     split = json.loads((out / "split.json").read_text())
     assert not set(split["train"]) & set(split["test"])
     notice = (out / "LICENSE-musicnn.md").read_text()
@@ -104,6 +105,8 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
 
     bundle = load_bundle(out)
     assert bundle.spec.front_end == "musicnn" and bundle.spec.hop_s == 1.5
+    assert bundle.tags is not None and bundle.tags.heads_output == 2
+    assert {p.tag for p in bundle.tags.sensors.values()} == {"head/instrumental", "head/danceable"}
     assert (out / "model.tflite").stat().st_size < 2_000_000
     predict = subprocess.run([sys.executable, "-m", "edge.predict", str(GTZAN / "jazz" / "jazz.00001.ogg"), "--model",
                               str(out), "--json", "--published"], cwd=tmp_path, env=_env(), capture_output=True,

@@ -88,7 +88,24 @@ def test_a_bundles_tag_section_must_fit_the_models_outputs(tmp_path: Path) -> No
     tags = bundle_tags(doc, tmp_path, (11, 3))
     assert tags is not None and tags.names == TAGS and tags.sensors["vocals"] == VOCALS
     assert bundle_tags({}, tmp_path, (11,)) is None  # the lite bundle: no tags, no sensors
-    with pytest.raises(ModelBundleError, match="3 tag names, but the model's outputs are \\[11\\]"):
+    with pytest.raises(ModelBundleError, match="output 1 should hold 3 scores, but the model's outputs are \\[11\\]"):
         bundle_tags(doc, tmp_path, (11,))
     with pytest.raises(ModelBundleError, match="unknown tags"):
         bundle_tags({"tags": {**doc["tags"], "names": ["a", "b", "c"]}}, tmp_path, (11, 3))
+
+
+def test_sensor_heads_are_a_third_output_the_sensors_read_after_the_tags(tmp_path: Path) -> None:
+    head = TagSensorParams("head/instrumental", "instrumental", "vocal", "none")
+    doc = {"tags": {"output": 1, "names": list(TAGS), "heads": {"output": 2, "names": ["head/instrumental"]},
+                    "sensors": {"vocals": head.to_dict()}}}
+    tags = bundle_tags(doc, tmp_path, (11, 3, 1))
+    assert tags is not None and tags.readable == (*TAGS, "head/instrumental")
+    outputs = {1: np.array([0.1, 0.2, 0.3], np.float32), 2: np.array([0.99], np.float32)}
+    scores = tags.scores(outputs.__getitem__)
+    assert scores.tolist() == pytest.approx([0.1, 0.2, 0.3, 0.99])
+    sensor = TagSensor(head, tags.readable)
+    assert [sensor.update(scores) for _ in range(3)][-1] == "instrumental"
+    with pytest.raises(ModelBundleError, match="output 2 should hold 1 scores"):
+        bundle_tags(doc, tmp_path, (11, 3))  # a bundle exported without the heads
+    with pytest.raises(ModelBundleError, match="unknown tags"):
+        bundle_tags({"tags": {**doc["tags"], "heads": None}}, tmp_path, (11, 3))

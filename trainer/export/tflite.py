@@ -74,6 +74,15 @@ class TfliteRunner:
             result[i] = self._model.predict(inputs[i])
         return result
 
+    def with_output(self, inputs: FloatArray, k: int) -> tuple[FloatArray, FloatArray]:
+        """(probabilities (n, labels), output ``k`` >= 1 (n, its size)) for each model input (n, ...)."""
+        probs = np.zeros((inputs.shape[0], self._model.output_size), dtype=np.float32)
+        extra = np.zeros((inputs.shape[0], self._model.output_sizes[k]), dtype=np.float32)
+        for i in range(inputs.shape[0]):
+            probs[i] = self._model.predict(inputs[i])
+            extra[i] = self._model.output(k)
+        return probs, extra
+
     def predict(self, window: FloatArray) -> FloatArray:
         """One model input -> probabilities: the ``predict`` contract of edge.runtime.TfliteModel."""
         return self._model.predict(window)

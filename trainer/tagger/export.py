@@ -2,11 +2,12 @@
 
 Two graphs share everything up to the embedding: the **embedding model** (output: 50 tag scores, then the
 1706-value embedding) that the trainer embeds every window with, and the **bundle model** that ships (output 0:
-the genre head's probabilities; output 1: the 50 tag scores, :data:`TAGS`, which the device's vocals and
-danceable sensors read at no extra cost). Both store their weights as float16 (half the bytes of float32, embeddings
-within ~0.1 %, the same speed: measured in ../shared/teacher/README.md; int8 costs accuracy or time), and both
-take one window, as the edge runs them. Training and serving read the same converter's arithmetic, so the head
-is fitted on exactly the embeddings the device computes.
+the genre head's probabilities; output 1: the 50 tag scores, :data:`TAGS`; output 2: the sensor heads'
+probabilities, one per sensor, which the device's vocals and danceable sensors read at no extra cost). Both
+store their weights as float16 (half the bytes of float32, embeddings within ~0.1 %, the same speed: measured in
+../shared/teacher/README.md; int8 costs accuracy or time), and both take one window, as the edge runs them.
+Training and serving read the same converter's arithmetic, so the heads are fitted on exactly the embeddings
+the device computes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,11 @@ def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
 
 
 def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float16: bool = True,
-            tags: bool = True) -> bytes:
+            tags: bool = True, sensor_heads: Sequence[LinearHead] = ()) -> bytes:
     """The embedding model (``head`` None) or the bundle model, input (1, 188, 96); float16-stored weights unless
     ``float16`` is False (float32: what a test holds the edge front end to, free of the weights' rounding). The
-    bundle model's outputs are the genre probabilities, then (``tags``) the tag scores."""
+    bundle model's outputs are the genre probabilities, then (``tags``) the tag scores, then (``sensor_heads``,
+    two-class heads on the same embedding) each sensor head's probability of its second class."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # lazy: feature workers and `genre-train --help` never load TF
 
@@ -60,6 +63,8 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
     head_b = None if head is None else tf.constant(head.bias.astype(np.float32))
 
     with_tags = tags
+    sensor_w = [tf.constant(h.weight.astype(np.float32)) for h in sensor_heads]
+    sensor_b = [tf.constant(h.bias.astype(np.float32)) for h in sensor_heads]
 
     @tf.function(input_signature=[tf.TensorSpec((1, PATCH_FRAMES, N_MELS), tf.float32)])  # type: ignore[untyped-decorator]
     def model(cepstra: Any) -> Any:
@@ -69,8 +74,14 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
         if head_w is None:
             return tf.concat([tag_scores, embedding], axis=1)
         probs = tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
-        # A dict's outputs are ordered by key in the converted model: "genre" (0) before "tags" (1).
-        return {"genre": probs, "tags": tag_scores} if with_tags else probs
+        if not with_tags:
+            return probs
+        # A dict's outputs are ordered by key in the converted model: "genre" (0), "tags" (1), "tags_sensors" (2).
+        out = {"genre": probs, "tags": tag_scores}
+        if sensor_w:
+            out["tags_sensors"] = tf.concat([tf.nn.softmax(tf.matmul(embedding, w) + b)[:, 1:]
+                                             for w, b in zip(sensor_w, sensor_b, strict=True)], axis=1)
+        return out
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     if float16:
@@ -97,6 +108,6 @@ def embedding_model(cache_dir: Path) -> Path:
     return target
 
 
-def bundle_model(cache_dir: Path, head: LinearHead) -> bytes:
-    """The shipped model: the frozen tagger and ``head`` in one graph."""
-    return convert(read_checkpoint(checkpoint_dir(cache_dir)), head)
+def bundle_model(cache_dir: Path, head: LinearHead, sensor_heads: Sequence[LinearHead] = ()) -> bytes:
+    """The shipped model: the frozen tagger, ``head`` and the ``sensor_heads`` in one graph."""
+    return convert(read_checkpoint(checkpoint_dir(cache_dir)), head, sensor_heads=sensor_heads)

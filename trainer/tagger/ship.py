@@ -28,7 +28,7 @@ from trainer.tagger.embed import InputEmbedder
 from trainer.tagger.export import TAGS, bundle_model, embedding_model
 from trainer.tagger.fit import TaggerData
 from trainer.tagger.stream import TEST_EXTRA, group_of, stream_fold
-from trainer.tagger.tag_sensors import fit_sensors, tags_meta
+from trainer.tagger.tag_sensors import fit_sensors, readable_scores, tags_meta
 from trainer.teacher.wheel import LICENCE, licence_text, msd_labels
 
 log = logging.getLogger(__name__)
@@ -56,21 +56,25 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                if copies and ablations else {})
     if tuple(msd_labels(cache_dir)) != TAGS:
         raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
-    sensors, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions)
-    model_bytes = bundle_model(cache_dir, linear)
+    sensor_heads, sensors, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions, seed=seed,
+                                                       c=recipe.head_c)
+    model_bytes = bundle_model(cache_dir, linear, list(sensor_heads.values()))
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
     # Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid.
     check_idx = list(test_idx[:PARITY_CLIPS])
     check_cw = ClipWindows.build([mfcc(load_audio(data.clips[i].path, data.spec.sample_rate), data.spec)
                                   for i in check_idx], data.y[check_idx], data.spec, data.spec.frames_per_window)
     windows = check_cw.windows
-    shipped_probs = TfliteRunner(model_bytes)(windows)
+    shipped_probs, shipped_sensors = TfliteRunner(model_bytes).with_output(windows, 2)
     trainer_probs = tagger_fit.window_probs(linear, data, np.asarray(check_idx), CLEAN).windows
     if trainer_probs.shape != shipped_probs.shape:
         raise RuntimeError(f"window grids differ: {trainer_probs.shape} vs {shipped_probs.shape}")
     check = parity(trainer_probs, shipped_probs)
-    log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f", windows.shape[0],
-             check.top1_agreement, float(np.abs(trainer_probs - shipped_probs).max()))
+    check_rows = np.concatenate([data.emb.get(data.clip_ids[i], CLEAN) for i in check_idx])
+    trainer_sensors = readable_scores(check_rows, sensor_heads)[:, len(TAGS):]
+    sensor_dp = float(np.abs(trainer_sensors - shipped_sensors).max())
+    log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f (sensor heads %.4f)",
+             windows.shape[0], check.top1_agreement, float(np.abs(trainer_probs - shipped_probs).max()), sensor_dp)
 
     # The rule: tuned on cross-fitted playlists of the training clips (trainer.tagger.stream), judged on the
     # held-out clips' playlists scored by the shipped head.
@@ -78,7 +82,8 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     with InputEmbedder(embedding_model(cache_dir), cache_dir) as embed:
         groups = group_of(data, plan.clip_ids, plan.groups)
         playlist_run = stream_fold(recipe, data, train_idx, test_idx, linear, groups, copies, severities=severities,
-                                   embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True)
+                                   embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True,
+                                   sensor_heads=sensor_heads)
     false_genre = false_genre_report(TfliteRunner(model_bytes), spec, cache_dir=cache_dir,
                                      severities=(*severities, *TEST_EXTRA), count=false_genre_clips, seed=seed,
                                      params=DecisionParams.from_dict(playlist_run.tuned))
@@ -89,7 +94,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                        params=792_079 + int(linear.weight.size + linear.bias.size), quantization=FORM,
                        weights=f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}", seed=seed,
                        train_clips=len(train_idx), counts=data.counts(), test_clips=len(test_idx), command=command,
-                       decision=playlist_run.tuned, tags=tags_meta(sensors))
+                       decision=playlist_run.tuned, tags=tags_meta(sensors, sensor_heads))
     version = meta["version"]
     write_bundle_json(out, spec, meta)
     clean = scores[CLEAN].summary()
@@ -106,7 +111,8 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "segment_accuracy_int8": clean["segment_accuracy"],
         "bundle_check": {"clips": len(check_idx), "windows": int(windows.shape[0]), "bundle": shipped_clean,
                          "trainer": score(trainer_probs, check_cw, n).summary(),
-                         "max_abs_prob_diff": float(np.abs(trainer_probs - shipped_probs).max())},
+                         "max_abs_prob_diff": float(np.abs(trainer_probs - shipped_probs).max()),
+                         "sensor_heads_max_abs_prob_diff": sensor_dp},
         "int8_float_top1_agreement": check.top1_agreement,
         "parity": check.to_dict(),
         "tflite_bytes": len(model_bytes),

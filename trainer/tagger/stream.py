@@ -42,9 +42,8 @@ from trainer.evaluate.tradeoff import hop_tradeoff
 from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
-from trainer.tagger.export import N_TAGS, TAGS
 from trainer.tagger.fit import TaggerData, embedding_of, fit
-from trainer.tagger.tag_sensors import fit_thresholds
+from trainer.tagger.tag_sensors import READABLE, fit_sensor_heads, readable_scores, sensor_params
 from trainer.teacher.head import LinearHead
 
 log = logging.getLogger(__name__)
@@ -59,28 +58,30 @@ TUNE_CONDITIONS = (CLEAN, "typical")  # the goals' two ends: the rule must be ri
 TEST_EXTRA = ("unseen_room",)  # besides clean and the training chain's severities: the unseen family's combined room
 
 
-def head_predict(embed: Embed, head: LinearHead, tags: list[FloatArray] | None = None) -> Predict:
-    """Probabilities of a playlist's windows: the (cached) embedding model, then ``head``. With ``tags``, each
-    call's tag scores (the embedding model's first 50 columns) are appended to it, in call order."""
+def head_predict(embed: Embed, head: LinearHead, seen: list[FloatArray] | None = None) -> Predict:
+    """Probabilities of a playlist's windows: the (cached) embedding model, then ``head``. With ``seen``, each
+    call's embedding-model rows (tag scores, then the embedding) are appended to it, in call order."""
 
     def predict(x: FloatArray) -> FloatArray:
         rows = embed(x)
-        if tags is not None:
-            tags.append(rows[:, :N_TAGS])
+        if seen is not None:
+            seen.append(rows)
         out: FloatArray = head.predict(embedding_of(rows)).astype(np.float32)
         return out
 
     return predict
 
 
-def sensor_flaps(runs: Sequence[PlaylistRun], tags: Sequence[FloatArray], states: Sequence[Sequence[str]],
-                 sensors: Mapping[str, TagSensorParams]) -> dict[str, dict[str, float]]:
+def sensor_flaps(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray],
+                 states: Sequence[Sequence[str]], sensors: Mapping[str, TagSensorParams],
+                 readable: Sequence[str] = READABLE) -> dict[str, dict[str, float]]:
     """Per condition and tag sensor: state changes per minute of settled song time, the sensors run as the daemon
-    runs them (fed while music is published, reset by silence and not-music)."""
+    runs them (fed while music is published, reset by silence and not-music). ``scores_by_run`` holds each run's
+    window scores in ``readable``'s order."""
     by_cond: dict[str, dict[str, list[StreamCounts]]] = {}
-    for run, scores, published in zip(runs, tags, states, strict=True):
+    for run, scores, published in zip(runs, scores_by_run, states, strict=True):
         for name, params in sensors.items():
-            sensor = TagSensor(params, TAGS)
+            sensor = TagSensor(params, readable)
             out = [sensor.step(state, row) for row, state in zip(scores, published, strict=True)]
             by_cond.setdefault(run.condition, {}).setdefault(name, []).append(count(run.truth, out))
     return {cond: {name: metrics(combine(parts))["within_song_changes_per_min"] for name, parts in per.items()}
@@ -110,17 +111,18 @@ def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, gr
 
 def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, head: LinearHead,
                 groups: Sequence[str], copies: Sequence[str], *, severities: Sequence[str], embed: Embed, seed: int,
-                cache_dir: Path | None, keep_timeline: bool = False,
-                base_params: DecisionParams | None = None) -> FoldPlaylists:
+                cache_dir: Path | None, keep_timeline: bool = False, base_params: DecisionParams | None = None,
+                sensor_heads: Mapping[str, LinearHead] | None = None) -> FoldPlaylists:
     """The rule tuned on cross-fitted playlists of ``train_idx``; it and the baseline judged on ``test_idx``'s
-    playlists scored by ``head`` (fitted on ``train_idx``), clean, in each severity and in :data:`TEST_EXTRA`."""
+    playlists scored by ``head`` (fitted on ``train_idx``), clean, in each severity and in :data:`TEST_EXTRA`.
+    The tag sensors run on the same playlists, reading ``sensor_heads`` (fitted on ``train_idx`` if None)."""
     t0 = time.perf_counter()
     tune_runs = crossfit_tune_runs(recipe, data, train_idx, groups, copies, embed=embed, seed=seed,
                                    cache_dir=cache_dir)
     t1 = time.perf_counter()
     test = decoded_clips(pick_clips([data.clips[i] for i in test_idx], TEST_SETUP, seed), data.spec.sample_rate)
-    tags: list[FloatArray] = []
-    test_runs = playlist_runs(test, data.spec, head_predict(embed, head, tags),
+    rows: list[FloatArray] = []
+    test_runs = playlist_runs(test, data.spec, head_predict(embed, head, rows),
                               conditions=[CLEAN, *severities, *TEST_EXTRA], seed=seed, purpose="eval",
                               cache_dir=cache_dir, setup=TEST_SETUP, name="test")
     base = base_params or DecisionParams()
@@ -130,9 +132,11 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
     result.hops = hop_tradeoff(tune_runs, test_runs, data.labels, base, GRID["hmm"])
     result.seconds["tradeoff"] = time.perf_counter() - t2
     result.tuning["how"] = tuning_note()
-    sensors = fit_thresholds(data, train_idx, copies)
+    heads = sensor_heads if sensor_heads is not None else fit_sensor_heads(data, train_idx, copies, seed,
+                                                                             recipe.head_c)
     states = decide_runs(test_runs, data.labels, DecisionParams.from_dict(result.tuned))
-    result.sensors = sensor_flaps(test_runs, tags, states, sensors)
+    result.sensors = sensor_flaps(test_runs, [readable_scores(r, heads) for r in rows], states,
+                                  sensor_params(heads))
     return result
 
 
