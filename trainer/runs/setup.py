@@ -36,11 +36,19 @@ def setup(args: argparse.Namespace) -> tuple[Path, Path, tuple[str, ...]]:
 
 
 def data_section(data_dir: Path, data: Any) -> dict[str, Any]:
-    return {"root": str(data_dir), "clips": len(data.clips), "counts": data.counts(),
-            "core_counts": {g: sum(1 for c in data.clips if c.core and c.genre == g) for g in data.labels},
-            "skipped": [{"clip_id": s.clip_id, "path": s.path, "reason": s.reason} for s in data.skipped],
-            "skipped_count": len(data.skipped),
-            "features_computed": data.store.computed, "features_cached": data.store.cache_hits}
+    """report.json ``data`` of a CNN run's ``Data`` (features from the feature store)."""
+    return clips_section(data_dir, data.clips, data.labels, data.counts(), data.skipped, data.store.computed,
+                         data.store.cache_hits)
+
+
+def clips_section(data_dir: Path, clips: Sequence[Any], labels: Sequence[str], counts: dict[str, int],
+                  skipped: Sequence[Any], computed: int, cached: int) -> dict[str, Any]:
+    """report.json ``data``: the clips used per genre (and in the balanced core), the skipped ones, and how many
+    feature (or embedding) copies were computed or read from the cache."""
+    return {"root": str(data_dir), "clips": len(clips), "counts": counts,
+            "core_counts": {g: sum(1 for c in clips if c.core and c.genre == g) for g in labels},
+            "skipped": skipped_rows(skipped), "skipped_count": len(skipped),
+            "features_computed": computed, "features_cached": cached}
 
 
 def groups_of(data_dir: Path, clips: Sequence[Any]) -> tuple[list[str], str]:

@@ -31,7 +31,7 @@ from trainer.report.plots import plot_confusion
 from trainer.report.render import update_report
 from trainer.report.tradeoff_report import plot_tradeoff
 from trainer.runs.fit import decodable, find_clips, train_copies
-from trainer.runs.setup import groups_of, save_plan, setup, skipped_rows
+from trainer.runs.setup import clips_section, groups_of, save_plan, setup, skipped_rows
 from trainer.tagger.embed import InputEmbedder, embed_windows
 from trainer.tagger.export import embedding_model
 from trainer.tagger.fit import TaggerData, fit
@@ -85,10 +85,7 @@ def train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
                    f"held-out clips, shipped tagger ({shipped['test_clips']} clips)")
     plot_timelines(args.out, "playlist", playlist_run.timeline, labels,
                    "shipped tagger, held-out clips, its tuned rule: truth above, published below")
-    section = {"root": str(data_dir), "clips": len(clips), "counts": data.counts(),
-               "core_counts": {g: sum(1 for c in clips if c.core and c.genre == g) for g in labels},
-               "skipped": skipped_rows(skipped), "skipped_count": len(skipped),
-               "features_computed": data.emb.computed, "features_cached": data.emb.cached}
+    section = clips_section(data_dir, clips, labels, data.counts(), skipped, data.emb.computed, data.emb.cached)
     # Without --no-ablations' fits the report keeps the previous rows (the same split and seed give the same ones).
     update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
                              **({"tagger_ablations": ablations} if ablations else {}),
