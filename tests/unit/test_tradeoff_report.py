@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from trainer.report.tradeoff_report import md_lines, plot_tradeoff, summarize_hops
+from trainer.report.tradeoff_report import choose_hop, md_lines, plot_tradeoff, summarize_hops
 
 
 def _fold(settled: float) -> list[dict[str, Any]]:
@@ -34,3 +34,25 @@ def test_folds_are_averaged_per_hop_and_per_constant_value(tmp_path: Path) -> No
     assert md_lines([], None) == []
     png = plot_tradeoff(tmp_path / "t.png", hops)
     assert png.stat().st_size > 1000
+
+
+def _hop(hop_s: float, settled: float, flaps: float, latency: float, std: float = 0.01) -> dict[str, Any]:
+    return {"every": round(hop_s / 1.5), "hop_s": hop_s, "windows_per_min": 60 / hop_s, "curve": [],
+            "metrics": {"typical": {"settled_accuracy": {"mean": settled, "std": std},
+                                    "within_song_changes_per_min": {"mean": flaps, "std": std},
+                                    "switch_latency_s.median": {"mean": latency, "std": 0.0}}}}
+
+
+def test_the_longest_hop_that_costs_the_stream_nothing_measurable_is_chosen() -> None:
+    # 3 s: as right and as steady within the spread; 4.5 s: too slow to switch.
+    hops = [_hop(1.5, 0.60, 1.0, 6.0), _hop(3.0, 0.59, 1.05, 8.0), _hop(4.5, 0.61, 0.9, 12.0)]
+    choice = choose_hop(hops)
+    assert choice["hop_s"] == 3.0
+    assert [r["passes"]["switch_latency_s.median"] for r in choice["checks"]] == [True, True, False]
+    # Flapping more than one fold's spread above the shipped grid rules a hop out: steady first.
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0), _hop(3.0, 0.65, 1.5, 8.0)])["hop_s"] == 1.5
+    # Less right than one fold's spread (here 5 points) rules it out too.
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.54, 1.0, 8.0)])["hop_s"] == 1.5
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.56, 1.0, 8.0)])["hop_s"] == 3.0
+    assert choose_hop([]) == {}
+    assert "Chosen hop: **3.00 s**" in "\n".join(md_lines(hops, None, choice))

@@ -39,8 +39,8 @@ from trainer.evaluate.playlist_eval import (
 )
 from trainer.export.tflite import TfliteRunner
 from trainer.report.timeline import plot_timeline
+from trainer.report.tradeoff_report import choose_hop, summarize_hops
 from trainer.report.tradeoff_report import md_lines as tradeoff_md
-from trainer.report.tradeoff_report import summarize_hops
 
 TRADEOFF_PNG = "playlist_cv_tradeoff.png"
 
@@ -98,8 +98,13 @@ def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "playlist_cv_folds": [{k: v for k, v in f.items() if k not in ("timeline", "hops")} for f in folds],
         "playlist_setup": setup_notes(),
         **({"playlist_cv_sensors": _sensor_summary([f["sensors"] for f in folds])} if folds[0].get("sensors") else {}),
-        **({"playlist_cv_hops": summarize_hops([f["hops"] for f in folds])} if folds[0].get("hops") else {}),
+        **(_hop_sections([f["hops"] for f in folds]) if folds[0].get("hops") else {}),
     })
+
+
+def _hop_sections(per_fold: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    hops = summarize_hops(per_fold)
+    return {"playlist_cv_hops": hops, "playlist_cv_hop_choice": choose_hop(hops)}
 
 
 def _sensor_summary(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
@@ -213,7 +218,7 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
                     f"fold {f.get('fold', i)}: T={p.get('temperature')}, switch={p.get('switch_per_hop')}, "
                     f"min_conf={p.get('min_confidence')}, hyst={p.get('hysteresis_windows')}"
                     for i, (f, p) in enumerate(zip(doc["playlist_cv_folds"], params, strict=True)))]
-            out += tradeoff_md(doc.get("playlist_cv_hops") or [], TRADEOFF_PNG)
+            out += tradeoff_md(doc.get("playlist_cv_hops") or [], TRADEOFF_PNG, doc.get("playlist_cv_hop_choice"))
         else:
             shipped = doc.get("playlist_shipped", {}).get("decision")
             if shipped:

@@ -37,6 +37,43 @@ def summarize_hops(folds: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[st
     return out
 
 
+LATENCY_GOAL_S = 10.0  # issue 24's median switch latency goal
+
+
+def _mean(h: Mapping[str, Any], key: str, condition: str = CONDITION) -> float:
+    v = h["metrics"].get(condition, {}).get(key) or {}
+    mean = v.get("mean")
+    return float("nan") if mean is None else float(mean)
+
+
+def _std(h: Mapping[str, Any], key: str, condition: str = CONDITION) -> float:
+    v = h["metrics"].get(condition, {}).get(key) or {}
+    return float(v.get("std") or 0.0)
+
+
+def choose_hop(hops: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The longest hop (least CPU) that costs the stream nothing measurable against the shipped grid's: in the
+    typical room, settled accuracy within one fold's spread below it, within-song changes within one fold's spread
+    above it (steady first, then right), and the median switch latency within the goal. Returns the choice and
+    why; with nothing measured, the shipped grid's hop."""
+    if not hops:
+        return {}
+    base = hops[0]
+    settled_floor = _mean(base, "settled_accuracy") - max(_std(base, "settled_accuracy"), 0.02)
+    flaps_ceiling = _mean(base, "within_song_changes_per_min") + max(_std(base, "within_song_changes_per_min"), 0.1)
+    rows = []
+    for h in hops:
+        checks = {"settled_accuracy": _mean(h, "settled_accuracy") >= settled_floor,
+                  "within_song_changes_per_min": _mean(h, "within_song_changes_per_min") <= flaps_ceiling,
+                  "switch_latency_s.median": _mean(h, "switch_latency_s.median") <= LATENCY_GOAL_S}
+        rows.append({"hop_s": h["hop_s"], "passes": checks})
+    ok = [h for h, r in zip(hops, rows, strict=True) if all(r["passes"].values())] or [base]
+    chosen = max(ok, key=lambda h: h["hop_s"])
+    return {"hop_s": chosen["hop_s"], "windows_per_min": chosen["windows_per_min"], "condition": CONDITION,
+            "settled_floor": settled_floor, "within_song_ceiling": flaps_ceiling, "latency_goal_s": LATENCY_GOAL_S,
+            "checks": rows}
+
+
 def _cell(v: Any, scale: float) -> str:
     if not isinstance(v, Mapping) or v.get("mean") is None or v["mean"] != v["mean"]:
         return ""
@@ -44,8 +81,9 @@ def _cell(v: Any, scale: float) -> str:
         f"{v['mean']:.2f} ± {v.get('std') or 0:.2f}"
 
 
-def md_lines(hops: Sequence[Mapping[str, Any]], png: str | None) -> list[str]:
-    """report.md: the hops table (typical and clean) and the curve plot."""
+def md_lines(hops: Sequence[Mapping[str, Any]], png: str | None,
+             choice: Mapping[str, Any] | None = None) -> list[str]:
+    """report.md: the hops table (typical and clean), the curve plot, and the hop chosen from them."""
     if not hops:
         return []
     out = ["", "### The hop and the rule's main constant (CV folds)", "",
@@ -70,6 +108,11 @@ def md_lines(hops: Sequence[Mapping[str, Any]], png: str | None) -> list[str]:
                        + " | ".join(_cell(m.get(k), s) for k, _, s in _COLUMNS[:4]) + " |")
     if png:
         out += ["", f"![trade-off]({png})"]
+    if choice:
+        out += ["", f"Chosen hop: **{choice['hop_s']:.2f} s** ({choice['windows_per_min']:.0f} windows a minute): the "
+                f"longest whose {choice['condition']} settled accuracy stays ≥ {100 * choice['settled_floor']:.1f} % "
+                f"and within-song changes ≤ {choice['within_song_ceiling']:.2f}/min (the shipped grid's, one fold's "
+                f"spread allowed) with a median switch latency ≤ {choice['latency_goal_s']:.0f} s."]
     return out
 
 
@@ -107,4 +150,4 @@ def plot_tradeoff(path: Path, hops: Sequence[Mapping[str, Any]], condition: str 
     return path
 
 
-__all__ = ["md_lines", "plot_tradeoff", "summarize_hops"]
+__all__ = ["choose_hop", "md_lines", "plot_tradeoff", "summarize_hops"]
