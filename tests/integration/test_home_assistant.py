@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,118 +22,47 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.discovery import entity_id
 from edge.audio import load_audio
 from edge.bundle import load_bundle
 from edge.decide.states import published_options
 from tests.integration.conftest import DaemonProc, daemon_command
+from tests.support.ha_config import (
+    ALL_ENTITIES,
+    BLUEPRINTS,
+    CONFIDENCE,
+    CONTROL,
+    COUNTER,
+    COUNTER_ALL,
+    COUNTER_INSTRUMENTAL,
+    DANCEABLE,
+    DEVICE,
+    GENRE,
+    HA_CONFIG,
+    HOLD_S,
+    LEVEL,
+    VOCALS,
+)
 from tests.support.ha_venv import INSTALL_TIMEOUT_S
-from tests.support.homeassistant import HomeAssistant, State
-from tests.support.mosquitto import MosquittoBroker, mosquitto_available
+from tests.support.homeassistant import HomeAssistant, State, running_house
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.mqtt_client import MqttProbe
 from tests.support.procs import die_with_parent
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-BLUEPRINTS = REPO / "homeassistant" / "blueprints" / "automation" / "genre_pi"
-DEVICE = "kitchen"
-GENRE, CONFIDENCE, LEVEL = (entity_id(DEVICE, key) for key in ("genre", "confidence", "level"))
-# The shipped tagger bundle's tag sensors (issue 26).
-VOCALS, DANCEABLE = entity_id(DEVICE, "vocals"), entity_id(DEVICE, "danceable", "binary_sensor")
-ALL_ENTITIES = (GENRE, CONFIDENCE, LEVEL, VOCALS, DANCEABLE)
-COUNTER = "input_number.genre_scene_fired"
-# A second automation from the blueprint whose user also typed in the non-genres: it must fire for metal only.
-COUNTER_ALL = "input_number.genre_scene_all_fired"
-COUNTER_INSTRUMENTAL = "input_number.genre_scene_instrumental_fired"  # the vocals blueprint: classical is instrumental
 # Held out from the shipped model's training; the model names both clearly (tests/integration/test_daemon_shipped.py).
 CLASSICAL, METAL = "classical/classical.00005.ogg", "metal/metal.00004.ogg"
 ROWS_PER_DAY_GOAL = 5000
 GONE = ("unavailable",)
-HOLD_S = 2.0  # the blueprint's hold in HA_CONFIG
-# Fires a second after the blueprint would, for every change of the genre entity: the event that proves a
-# "nothing fired" check came late enough.
-CONTROL = "automation.genre_hold_control"
 WALL_MINUS_MONO = time.time() - time.monotonic()
-
-HA_CONFIG = f"""\
-automation:
-  - id: genre_pi_blueprint_test
-    alias: Metal scene (genre-pi blueprint)
-    use_blueprint:
-      path: genre_pi/genre_to_scene.yaml
-      input:
-        genre_sensor: {GENRE}
-        genres: [metal]
-        target: script.genre_scene
-        hold: {{seconds: {HOLD_S:g}}}
-  - id: genre_pi_blueprint_not_music_test
-    alias: Scene for metal and the non-genres (genre-pi blueprint)
-    use_blueprint:
-      path: genre_pi/genre_to_scene.yaml
-      input:
-        genre_sensor: {GENRE}
-        genres: [metal, silence, not_music, uncertain]
-        target: script.genre_scene_all
-        hold: {{seconds: {HOLD_S:g}}}
-  - id: genre_pi_vocals_blueprint_test
-    alias: Instrumental scene (genre-pi vocals/danceable blueprint)
-    use_blueprint:
-      path: genre_pi/vocals_danceable_to_scene.yaml
-      input:
-        music_sensor: {VOCALS}
-        states: [instrumental]
-        target: script.genre_scene_instrumental
-        hold: {{seconds: {HOLD_S:g}}}
-  - id: genre_hold_control
-    alias: genre hold control
-    triggers:
-      - trigger: state
-        entity_id: {GENRE}
-        to: ~
-        for: {{seconds: {HOLD_S + 1:g}}}
-    actions:
-      - action: input_number.increment
-        target: {{entity_id: input_number.genre_hold_control}}
-script:
-  genre_scene:
-    sequence:
-      - action: input_number.increment
-        target: {{entity_id: {COUNTER}}}
-  genre_scene_all:
-    sequence:
-      - action: input_number.increment
-        target: {{entity_id: {COUNTER_ALL}}}
-  genre_scene_instrumental:
-    sequence:
-      - action: input_number.increment
-        target: {{entity_id: {COUNTER_INSTRUMENTAL}}}
-input_number:
-  genre_scene_instrumental_fired:
-    min: 0
-    max: 1000
-    step: 1
-  genre_scene_fired:
-    min: 0
-    max: 1000
-    step: 1
-  genre_scene_all_fired:
-    min: 0
-    max: 1000
-    step: 1
-  genre_hold_control:
-    min: 0
-    max: 1000
-    step: 1
-"""
 
 
 @dataclass
 class HaEnv:
     ha: HomeAssistant
     broker: MosquittoBroker
-    probe: MqttProbe  # everything under genre/# since the module started
+    probe: MqttProbe  # everything under genre/# and homeassistant/# since the module started
     model: Path
     gtzan: Path
     workdir: Path
@@ -145,33 +73,14 @@ class HaEnv:
 def ha_env(
     ha_venv: Path, tmp_path_factory: pytest.TempPathFactory, shipped_bundle: Path, gtzan_dir: Path
 ) -> Iterator[HaEnv]:
-    if not mosquitto_available():
-        reason = "mosquitto not installed: apt-get install mosquitto mosquitto-clients"
-        if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {reason}", pytrace=False)
-        pytest.skip(reason)
-    for rel in (CLASSICAL, METAL):
-        if not (gtzan_dir / rel).is_file():
-            pytest.skip(f"{gtzan_dir / rel} missing")
     work = tmp_path_factory.mktemp("home-assistant")
-    broker = MosquittoBroker(work / "mosquitto").start()
-    ha = HomeAssistant(work / "config", venv=ha_venv, extra_config=HA_CONFIG)
-    target = ha.config_dir / "blueprints" / "automation" / "genre_pi"
-    target.mkdir(parents=True)
-    for blueprint in BLUEPRINTS.glob("*.yaml"):
-        shutil.copy(blueprint, target / blueprint.name)
-    t0 = time.monotonic()
-    ha.start()
-    entry = ha.setup_mqtt(broker.host, broker.port)
-    version = ha.get("/api/config")["version"]
-    print(f"\nHome Assistant {version} up in {ha.started_s:.1f} s; MQTT entry {entry['title']}")
-    assert time.monotonic() - t0 < 150
-    probe = MqttProbe(broker, ["genre/#", "homeassistant/#"])
-    labels = load_bundle(shipped_bundle).spec.labels
-    yield HaEnv(ha, broker, probe, shipped_bundle, gtzan_dir, work, published_options(labels))
-    probe.close()
-    ha.stop()
-    broker.stop()
+    with running_house(
+        work, ha_venv, extra_config=HA_CONFIG, blueprints=BLUEPRINTS, topics=["genre/#", "homeassistant/#"],
+        needs=[gtzan_dir / CLASSICAL, gtzan_dir / METAL],
+    ) as house:  # fmt: skip
+        assert house.up_s < 150
+        options = published_options(load_bundle(shipped_bundle).spec.labels)
+        yield HaEnv(house.ha, house.broker, house.probe, shipped_bundle, gtzan_dir, work, options)
 
 
 def start_daemon(env: HaEnv, audio: Path, name: str, *extra: str) -> DaemonProc:

@@ -11,11 +11,9 @@ part); each test starts its own daemons.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,7 @@ import pytest
 from daemon.discovery import entity_id
 from tests.integration.conftest import DaemonProc
 from tests.support.ha_venv import INSTALL_TIMEOUT_S
-from tests.support.homeassistant import HomeAssistant
-from tests.support.mosquitto import MosquittoBroker, mosquitto_available
-from tests.support.mqtt_client import MqttProbe
+from tests.support.homeassistant import HomeAssistant, House, running_house
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -43,46 +39,20 @@ def entities(device: str) -> list[str]:
     return [entity_id(device, key) for key in KEYS]
 
 
-@dataclass
-class House:
-    ha: HomeAssistant
-    broker: MosquittoBroker
-    probe: MqttProbe  # genre/# since the module started
-    music: Path
-
-
 @pytest.fixture(scope="module")
 def house(ha_venv: Path, tmp_path_factory: pytest.TempPathFactory, gtzan_dir: Path) -> Iterator[House]:
-    if not mosquitto_available():
-        reason = "mosquitto not installed: apt-get install mosquitto mosquitto-clients"
-        if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {reason}", pytrace=False)
-        pytest.skip(reason)
-    if not (gtzan_dir / MUSIC).is_file():
-        pytest.skip(f"{gtzan_dir / MUSIC} missing")
-    work = tmp_path_factory.mktemp("two-rooms")
-    broker = MosquittoBroker(work / "mosquitto").start()
-    ha = HomeAssistant(work / "config", venv=ha_venv)
-    try:
-        ha.start()
-        ha.setup_mqtt(broker.host, broker.port)
-        print(f"\nHome Assistant up in {ha.started_s:.1f} s")
-        probe = MqttProbe(broker, "genre/#")
-        yield House(ha, broker, probe, gtzan_dir / MUSIC)
-        probe.close()
-    finally:
-        ha.stop()
-        broker.stop()
+    with running_house(tmp_path_factory.mktemp("two-rooms"), ha_venv, needs=[gtzan_dir / MUSIC]) as house:
+        yield house
 
 
 @pytest.fixture
-def room(house: House, daemon: Callable[..., DaemonProc]) -> Callable[[str], DaemonProc]:
+def room(house: House, daemon: Callable[..., DaemonProc], gtzan_dir: Path) -> Callable[[str], DaemonProc]:
     """``room(device_id)``: a daemon for that room, as a house runs it (prefix ``genre``, HA's discovery)."""
 
     def start(device: str) -> DaemonProc:
         return daemon(
-            house.music, prefix="genre", discovery_prefix="homeassistant", device_id=device, target=house.broker,
-            extra=PACED,
+            gtzan_dir / MUSIC, prefix="genre", discovery_prefix="homeassistant", device_id=device,
+            target=house.broker, extra=PACED,
         )  # fmt: skip
 
     return start

@@ -13,25 +13,37 @@ Example::
     state = ha.wait_state("sensor.genre_pi_kitchen_genre", lambda s: s["state"] == "jazz", timeout=20)
     ha.restart()
     ha.stop()
+
+A whole house for a test module (mosquitto, Home Assistant with MQTT set up, a probe on the broker)::
+
+    with running_house(work, ha_venv, extra_config=HA_CONFIG, blueprints=BLUEPRINTS) as house:
+        house.ha.wait_state(...)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from tests.support.mosquitto import free_port
+import pytest
+
+from tests.support.mosquitto import MosquittoBroker, free_port, mosquitto_available
+from tests.support.mqtt_client import MqttProbe
 from tests.support.procs import ServiceProcess
 
-__all__ = ["HaError", "HomeAssistant"]
+__all__ = ["HaError", "HomeAssistant", "House", "running_house"]
 
 START_TIMEOUT_S = 120.0  # a cold start with a cold page cache on a loaded 2-core box
 STOP_TIMEOUT_S = 30.0
@@ -292,3 +304,59 @@ logger:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+@dataclass
+class House:
+    ha: HomeAssistant
+    broker: MosquittoBroker
+    probe: MqttProbe  # subscribed since MQTT was set up in Home Assistant
+    up_s: float  # Home Assistant's start plus its MQTT config flow
+
+
+@contextlib.contextmanager
+def running_house(
+    work: Path,
+    venv: Path,
+    *,
+    extra_config: str = "",
+    blueprints: Path | None = None,
+    topics: str | list[str] = "genre/#",
+    needs: Iterable[Path] = (),
+) -> Iterator[House]:
+    """A private mosquitto and a Home Assistant with MQTT added through its config flow, both under ``work``.
+
+    ``blueprints``: a directory whose ``*.yaml`` Home Assistant finds as ``<its name>/<file>``. ``needs``:
+    files the tests read, checked before the slow start. Skips (fails with ``GENRE_PI_REQUIRE_SERVICES=1``)
+    without mosquitto. Everything is stopped on exit, also when the start failed.
+    """
+    if not mosquitto_available():
+        reason = "mosquitto not installed: apt-get install mosquitto mosquitto-clients"
+        if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+        pytest.skip(reason)
+    for path in needs:
+        if not path.is_file():
+            pytest.skip(f"{path} missing")
+    broker = MosquittoBroker(work / "mosquitto").start()
+    ha = HomeAssistant(work / "config", venv=venv, extra_config=extra_config)
+    probe: MqttProbe | None = None
+    try:
+        if blueprints is not None:
+            target = ha.config_dir / "blueprints" / "automation" / blueprints.name
+            target.mkdir(parents=True)
+            for blueprint in blueprints.glob("*.yaml"):
+                shutil.copy(blueprint, target / blueprint.name)
+        t0 = time.monotonic()
+        ha.start()
+        entry = ha.setup_mqtt(broker.host, broker.port)
+        up_s = time.monotonic() - t0
+        version = ha.get("/api/config")["version"]
+        print(f"\nHome Assistant {version} up in {ha.started_s:.1f} s; MQTT entry {entry['title']}")
+        probe = MqttProbe(broker, topics)
+        yield House(ha, broker, probe, up_s)
+    finally:
+        if probe is not None:
+            probe.close()
+        ha.stop()
+        broker.stop()
