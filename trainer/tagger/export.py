@@ -39,7 +39,7 @@ TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists",
         "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
         "indie pop", "sad", "House", "happy")
 N_TAGS = len(TAGS)
-EXPORT_VERSION = 1  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
+EXPORT_VERSION = 2  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
 
 
 def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
@@ -69,7 +69,7 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
     @tf.function(input_signature=[tf.TensorSpec((1, PATCH_FRAMES, N_MELS), tf.float32)])  # type: ignore[untyped-decorator]
     def model(cepstra: Any) -> Any:
         log_mel = tf.matmul(cepstra, idct)
-        tag_scores, mean_pool, max_pool, penultimate = net.forward(log_mel)
+        tag_scores, mean_pool, max_pool, penultimate = net.forward_lite(log_mel)  # XNNPACK-friendly layout, same sums
         embedding = tf.concat([mean_pool, max_pool, penultimate], axis=1)
         if head_w is None:
             return tf.concat([tag_scores, embedding], axis=1)

@@ -26,6 +26,8 @@ PATCH_FRAMES = 188  # 3 s at 16 kHz, hop 256
 MID_FILTERS = 64
 EMBEDDING_PARTS = {"mean_pool": 753, "max_pool": 753, "penultimate": 200}
 EMBEDDING_DIM = sum(EMBEDDING_PARTS.values())
+# forward_lite computes the temporal convolutions in blocks of this many frames (polyphase): PATCH_FRAMES = 4 * 47.
+LITE_PHASES = 4
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Musicnn:
         import tensorflow as tf  # lazy: see read_checkpoint
 
         self._tf = tf
+        self._np = variables
         self._v = {k: tf.constant(v) for k, v in variables.items()}
         self.n_params = int(sum(v.size for v in variables.values()))
         self._fn = tf.function(self.forward, input_signature=[tf.TensorSpec((None, None, N_MELS), tf.float32)],
@@ -77,11 +80,73 @@ class Musicnn:
         y = tf.nn.conv2d(x, self._v[f"{name}/kernel"], strides=1, padding=padding)
         return tf.nn.relu(y + self._v[f"{name}/bias"])
 
+    def _conv_as(self, x: Any, i: int, kernel: FloatArray, bias: FloatArray | None = None) -> Any:
+        """``_conv`` (VALID) with conv ``i``'s kernel re-laid-out as ``kernel`` (and its bias as ``bias``)."""
+        name = "conv2d" + (f"_{i}" if i else "")
+        tf = self._tf
+        y = tf.nn.conv2d(x, tf.constant(kernel), strides=1, padding="VALID")
+        return tf.nn.relu(y + tf.constant(self._np[f"{name}/bias"] if bias is None else bias))
+
+    def _bn_tiled(self, x: Any, i: int, reps: int) -> Any:
+        """``_bn`` over channels that hold ``reps`` copies of batch-norm ``i``'s channels one after the other."""
+        name = "batch_normalization" + (f"_{i}" if i else "")
+        p = {k: self._tf.constant(np.tile(self._np[f"{name}/{k}"], reps))
+             for k in ("moving_mean", "moving_variance", "beta", "gamma")}
+        return self._tf.nn.batch_normalization(x, p["moving_mean"], p["moving_variance"], p["beta"], p["gamma"],
+                                               BN_EPSILON)
+
     def _dense(self, x: Any, i: int) -> Any:
         name = "dense" + (f"_{i}" if i else "")
         return self._tf.matmul(x, self._v[f"{name}/kernel"]) + self._v[f"{name}/bias"]
 
     def forward(self, x: Any) -> tuple[Any, Any, Any, Any]:
+        return self._forward(x, lite=False)
+
+    def forward_lite(self, x: Any) -> tuple[Any, Any, Any, Any]:
+        """``forward`` for a fixed number of frames (a multiple of :data:`LITE_PHASES`), the same sums laid out for
+        TFLite's XNNPACK. Every convolution in ``forward`` reads one input channel, so XNNPACK's indirection buffer
+        holds a pointer per output pixel and kernel tap (the 7 x 38 kernel alone: 188 x 59 x 266 pointers, 24 MB;
+        all eight ~85 MB, for the interpreter's life). Moving the taps into input channels cuts that to ~10 MB:
+        the timbral kernels read a 7-frame shift stack, the temporal ones read 4-frame blocks (polyphase, 4 output
+        frames per block), the mid-end convolutions read their 561/64 features as channels."""
+        return self._forward(x, lite=True)
+
+    def _timbral_lite(self, stacked: Any, i: int) -> Any:
+        """conv ``i`` (kh, kw) over the padded input == (1, kw) over its kh-frame shift stack (taps -> channels)."""
+        kernel = self._np["conv2d" + (f"_{i}" if i else "") + "/kernel"]
+        return self._conv_as(stacked, i, np.ascontiguousarray(np.transpose(kernel, (2, 1, 0, 3))))
+
+    def _temporal_lite(self, inp: Any, i: int, bn: int) -> Any:
+        """conv ``i`` (k x 1, 'same') -> relu -> batch-norm ``bn`` -> max over frequency, on 4-frame blocks:
+        block q's channel r * filters + c is output frame 4 q + r of filter c."""
+        tf, s = self._tf, LITE_PHASES
+        name = "conv2d" + (f"_{i}" if i else "")
+        kernel = self._np[f"{name}/kernel"]  # (k, 1, 1, filters)
+        k, filters = kernel.shape[0], kernel.shape[3]
+        taps = -(-(s - 1 + k) // s)
+        w = np.zeros((taps, 1, s, s, filters), np.float32)  # (block tap, 1, input phase, output phase, filter)
+        for a in range(taps):
+            for rp in range(s):
+                for r in range(s):
+                    if 0 <= s * a + rp - r < k:
+                        w[a, 0, rp, r] = kernel[s * a + rp - r, 0, 0]
+        frames, bins = int(inp.shape[1]), int(inp.shape[2])
+        blocks = frames // s
+        length = s * (blocks - 1 + taps)
+        top = (k - 1) // 2  # 'same' padding
+        xp = tf.pad(tf.reshape(inp, (-1, frames, bins)), [[0, 0], [top, length - frames - top], [0, 0]])
+        xs = tf.transpose(tf.reshape(xp, (-1, length // s, s, bins)), (0, 1, 3, 2))  # (n, blocks, bins, s)
+        y = self._conv_as(xs, i, w.reshape(taps, 1, s, s * filters), np.tile(self._np[f"{name}/bias"], s))
+        pooled = self._max_over_frequency(self._bn_tiled(y, bn, s))  # (n, blocks, s * filters)
+        return tf.reshape(pooled, (-1, frames, filters))
+
+    def _max_over_frequency(self, y: Any) -> Any:
+        """``reduce_max(y, axis=2)`` as a max pool: tflite_runtime 2.14's XNNPACK has no REDUCE_MAX, and each op
+        it leaves out makes its (up to 9 MB) input a tensor of TFLite's own arena too."""
+        tf, width = self._tf, int(y.shape[2])
+        return tf.reshape(tf.nn.max_pool2d(y, (1, width), (1, width), "VALID"), (-1, y.shape[1], y.shape[3]))
+
+    def _forward(self, x: Any, lite: bool) -> tuple[Any, Any, Any, Any]:
         tf = self._tf
         pad_t = [[0, 0], [3, 3], [0, 0], [0, 0]]  # 'same' in time only: frequency is pooled away after
         inp = self._bn(tf.expand_dims(x, 3), 0)
@@ -89,17 +154,35 @@ class Musicnn:
         # conv -> relu -> batch-norm -> max over frequency. Order = the checkpoint's numbering.
         front = []
         padded = tf.pad(inp, pad_t)
+        if lite:
+            if inp.shape[1] is None or inp.shape[1] % LITE_PHASES:
+                raise ValueError(f"forward_lite needs a fixed multiple of {LITE_PHASES} frames, not {inp.shape[1]}")
+            # Channel j = the input j frames on: a one-hot 7 x 1 convolution (exact).
+            stacked = tf.nn.conv2d(padded, tf.constant(np.eye(7, dtype=np.float32).reshape(7, 1, 1, 7)), 1, "VALID")
         for i in (1, 2):
-            front.append(tf.reduce_max(self._bn(self._conv(padded, i - 1, "VALID"), i), axis=2))
+            if lite:
+                front.append(self._max_over_frequency(self._bn(self._timbral_lite(stacked, i - 1), i)))
+            else:
+                front.append(tf.reduce_max(self._bn(self._conv(padded, i - 1, "VALID"), i), axis=2))
         for i in (3, 4, 5):
-            front.append(tf.reduce_max(self._bn(self._conv(inp, i - 1, "SAME"), i), axis=2))
+            if lite:
+                front.append(self._temporal_lite(inp, i - 1, i))
+            else:
+                front.append(tf.reduce_max(self._bn(self._conv(inp, i - 1, "SAME"), i), axis=2))
         front_out = tf.concat(front, 2)  # (n, T, 561)
         # Mid end: three 7-frame convolutions over all channels, the last two residual (dense connections).
         mids = [front_out]
         h = front_out
         for j, bn in zip((5, 6, 7), (6, 7, 8), strict=True):
-            c = tf.expand_dims(tf.pad(tf.expand_dims(h, 3), pad_t)[..., 0], 3)
-            y = self._bn(self._conv(c, j, "VALID"), bn)[:, :, 0, :]  # (n, T, 64)
+            if lite:  # the features as input channels of a 7 x 1 convolution
+                frames, width = int(h.shape[1]), int(h.shape[2])
+                c = tf.reshape(tf.pad(h, pad_t[:3]), (-1, frames + 6, 1, width))
+                kernel = self._np["conv2d_" + str(j) + "/kernel"]  # (7, width, 1, 64)
+                y = self._conv_as(c, j, np.ascontiguousarray(np.transpose(kernel, (0, 2, 1, 3))))
+                y = tf.reshape(self._bn(y, bn), (-1, frames, MID_FILTERS))
+            else:
+                c = tf.expand_dims(tf.pad(tf.expand_dims(h, 3), pad_t)[..., 0], 3)
+                y = self._bn(self._conv(c, j, "VALID"), bn)[:, :, 0, :]  # (n, T, 64)
             h = y if j == 5 else y + h
             mids.append(h)
         feats = tf.concat(mids, 2)  # (n, T, 753)
