@@ -44,15 +44,22 @@ def _hop(hop_s: float, settled: float, flaps: float, latency: float, std: float 
 
 
 def test_the_longest_hop_that_costs_the_stream_nothing_measurable_is_chosen() -> None:
-    # 3 s: as right and as steady within the spread; 4.5 s: too slow to switch.
+    # 3 s: as right and as steady within the spread; 4.5 s: too slow to switch, and longer than the window.
     hops = [_hop(1.5, 0.60, 1.0, 6.0), _hop(3.0, 0.59, 1.05, 8.0), _hop(4.5, 0.61, 0.9, 12.0)]
-    choice = choose_hop(hops)
+    choice = choose_hop(hops, max_hop_s=3.024)
     assert choice["hop_s"] == 3.0
     assert [r["passes"]["switch_latency_s.median"] for r in choice["checks"]] == [True, True, False]
+    # A hop longer than the window leaves audio unheard (the daemon refuses it): never chosen, however good.
+    fine = [_hop(1.5, 0.60, 1.0, 6.0), _hop(4.5, 0.61, 0.9, 6.0)]
+    assert choose_hop(fine, max_hop_s=3.024)["hop_s"] == 1.5 and choose_hop(fine, max_hop_s=5.0)["hop_s"] == 4.5
     # Flapping more than one fold's spread above the shipped grid rules a hop out: steady first.
-    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0), _hop(3.0, 0.65, 1.5, 8.0)])["hop_s"] == 1.5
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0), _hop(3.0, 0.65, 1.5, 8.0)], 3.024)["hop_s"] == 1.5
     # Less right than one fold's spread (here 5 points) rules it out too.
-    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.54, 1.0, 8.0)])["hop_s"] == 1.5
-    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.56, 1.0, 8.0)])["hop_s"] == 3.0
-    assert choose_hop([]) == {}
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.54, 1.0, 8.0)], 3.024)["hop_s"] == 1.5
+    assert choose_hop([_hop(1.5, 0.60, 1.0, 6.0, std=0.05), _hop(3.0, 0.56, 1.0, 8.0)], 3.024)["hop_s"] == 3.0
+    # Past the latency goal, a hop may be no slower than the shipped grid's latency plus one fold's spread.
+    slow = [_hop(1.5, 0.60, 1.0, 15.0), _hop(3.0, 0.60, 1.0, 15.9)]
+    assert choose_hop(slow, 3.024)["hop_s"] == 3.0
+    assert choose_hop([slow[0], _hop(3.0, 0.60, 1.0, 21.0)], 3.024)["hop_s"] == 1.5
+    assert choose_hop([], 3.024) == {}
     assert "Chosen hop: **3.00 s**" in "\n".join(md_lines(hops, None, choice))

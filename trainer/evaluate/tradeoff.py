@@ -54,7 +54,7 @@ def _keep(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, flo
 
 def hop_tradeoff(tune_runs: Sequence[PlaylistRun], test_runs: Sequence[PlaylistRun], labels: tuple[str, ...],
                  base: DecisionParams, grid: Mapping[str, Sequence[Any]],
-                 multiples: Sequence[int] = (1, 2, 3)) -> list[dict[str, Any]]:
+                 multiples: Sequence[int] = (1, 2)) -> list[dict[str, Any]]:
     """Per hop multiple: the hop in seconds, windows a minute (the model's CPU scales with it), the rule tuned at
     that hop and its test metrics per condition, and the main constant's curve at that hop."""
     out = []

@@ -87,8 +87,9 @@ def playlist_fold(ctx: Any, *, split: str, cache_dir: str | None) -> dict[str, A
     return {"fold": ctx.fold, **dataclasses.asdict(result)}
 
 
-def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """report.json sections from the hook's per-fold dicts (timelines left out; they go to the PNGs)."""
+def cv_sections(folds: Sequence[Mapping[str, Any]], max_hop_s: float | None = None) -> dict[str, Any]:
+    """report.json sections from the hook's per-fold dicts (timelines left out; they go to the PNGs); the hop
+    choice among hops up to ``max_hop_s`` (the model's window) when the folds measured hops."""
     folds = [f for f in folds if f]
     if not folds:
         return {}
@@ -98,13 +99,13 @@ def cv_sections(folds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "playlist_cv_folds": [{k: v for k, v in f.items() if k not in ("timeline", "hops")} for f in folds],
         "playlist_setup": setup_notes(),
         **({"playlist_cv_sensors": _sensor_summary([f["sensors"] for f in folds])} if folds[0].get("sensors") else {}),
-        **(_hop_sections([f["hops"] for f in folds]) if folds[0].get("hops") else {}),
+        **(_hop_sections([f["hops"] for f in folds], max_hop_s) if folds[0].get("hops") and max_hop_s else {}),
     })
 
 
-def _hop_sections(per_fold: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+def _hop_sections(per_fold: Sequence[Sequence[Mapping[str, Any]]], max_hop_s: float) -> dict[str, Any]:
     hops = summarize_hops(per_fold)
-    return {"playlist_cv_hops": hops, "playlist_cv_hop_choice": choose_hop(hops)}
+    return {"playlist_cv_hops": hops, "playlist_cv_hop_choice": choose_hop(hops, max_hop_s)}
 
 
 def _sensor_summary(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
