@@ -138,6 +138,8 @@ class FoldPlaylists:
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per run: plan, condition, states (tuned)
     sensors: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> tag sensor -> within-song/min
     hops: list[dict[str, Any]] = field(default_factory=list)  # trainer.evaluate.tradeoff.hop_tradeoff
+    sensor_params: dict[str, Any] = field(default_factory=dict)  # tag sensor -> TagSensorParams.to_dict(), tuned
+    sensor_tuning: dict[str, Any] = field(default_factory=dict)  # tag sensor -> its tuning record
 
 
 def evaluate_fold(test_clips: Mapping[str, tuple[str, FloatArray]], tune_clips: Mapping[str, tuple[str, FloatArray]],

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import MODEL_FILE, write_bundle_json
 from edge.decide.params import DecisionParams
+from edge.decide.tags import sensor_params as sensor_params_from
 from edge.features import mfcc
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
@@ -84,6 +85,10 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         playlist_run = stream_fold(recipe, data, train_idx, test_idx, linear, groups, copies, severities=severities,
                                    embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True,
                                    sensor_heads=sensor_heads)
+    # The sensors' averaging time and band, tuned on the same cross-fitted playlists as the rule.
+    sensors = sensor_params_from(playlist_run.sensor_params)
+    for name, record in playlist_run.sensor_tuning.items():
+        sensor_report[name]["steadiness_tuning"] = record
     false_genre = false_genre_report(TfliteRunner(model_bytes), spec, cache_dir=cache_dir,
                                      severities=(*severities, *TEST_EXTRA), count=false_genre_clips, seed=seed,
                                      params=DecisionParams.from_dict(playlist_run.tuned))

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.decide.params import DecisionParams
-from edge.decide.tags import TagSensor, TagSensorParams
+from edge.decide.tags import TagSensorParams
 from trainer.data.split import grouped_folds
 from trainer.evaluate.playlist_eval import (
     CLEAN,
@@ -43,7 +43,8 @@ from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
 from trainer.tagger.fit import TaggerData, embedding_of, fit
-from trainer.tagger.tag_sensors import READABLE, fit_sensor_heads, readable_scores, sensor_params
+from trainer.tagger.sensor_tune import sensor_states, tune_sensor
+from trainer.tagger.tag_sensors import READABLE, SENSORS, fit_sensor_heads, readable_scores, sensor_params
 from trainer.teacher.head import LinearHead
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,7 @@ def sensor_flaps(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray
     by_cond: dict[str, dict[str, list[StreamCounts]]] = {}
     for run, scores, published in zip(runs, scores_by_run, states, strict=True):
         for name, params in sensors.items():
-            sensor = TagSensor(params, readable)
-            out = [sensor.step(state, row) for row, state in zip(scores, published, strict=True)]
+            out = sensor_states(params, readable, scores, published)
             by_cond.setdefault(run.condition, {}).setdefault(name, []).append(count(run.truth, out))
     return {cond: {name: metrics(combine(parts))["within_song_changes_per_min"] for name, parts in per.items()}
             for cond, per in by_cond.items()}
@@ -90,8 +90,11 @@ def sensor_flaps(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray
 
 def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, groups: Sequence[str],
                        copies: Sequence[str], *, embed: Embed, seed: int, cache_dir: Path | None,
-                       conditions: Sequence[str] = TUNE_CONDITIONS) -> list[PlaylistRun]:
+                       conditions: Sequence[str] = TUNE_CONDITIONS,
+                       sensor_scores: list[FloatArray] | None = None) -> list[PlaylistRun]:
     """Tuning playlists of ``train_idx``'s music clips, each group's scored by a head fitted without that group.
+    With ``sensor_scores``, each run's readable scores (tags, then sensor heads also fitted without the group) are
+    appended to it, in run order.
 
     ``groups`` holds every clip's artist group (``data.clips`` order)."""
     inner = grouped_folds(data.y[train_idx], [groups[i] for i in train_idx], CROSSFIT, seed)
@@ -102,8 +105,13 @@ def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, gr
         head = fit(recipe, data, fit_idx, copies, seed * 100 + k).linear()
         clips = decoded_clips(pick_clips([data.clips[i] for i in tune_idx], TUNE_SETUP, seed + k),
                               data.spec.sample_rate)
-        runs += playlist_runs(clips, data.spec, head_predict(embed, head), conditions=conditions, seed=seed + 1 + k,
-                              purpose="train", cache_dir=cache_dir, setup=TUNE_SETUP, name=f"tune{k}")
+        rows: list[FloatArray] = []
+        runs += playlist_runs(clips, data.spec, head_predict(embed, head, rows), conditions=conditions,
+                              seed=seed + 1 + k, purpose="train", cache_dir=cache_dir, setup=TUNE_SETUP,
+                              name=f"tune{k}")
+        if sensor_scores is not None:
+            heads = fit_sensor_heads(data, fit_idx, copies, seed * 100 + k, recipe.head_c)
+            sensor_scores += [readable_scores(r, heads) for r in rows]
         log.info("cross-fit group %d: head on %d clips, tuning playlists of %d clips, %.0f s", k, fit_idx.size,
                  len(clips), time.perf_counter() - t0)
     return runs
@@ -117,26 +125,34 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
     playlists scored by ``head`` (fitted on ``train_idx``), clean, in each severity and in :data:`TEST_EXTRA`.
     The tag sensors run on the same playlists, reading ``sensor_heads`` (fitted on ``train_idx`` if None)."""
     t0 = time.perf_counter()
+    tune_scores: list[FloatArray] = []
     tune_runs = crossfit_tune_runs(recipe, data, train_idx, groups, copies, embed=embed, seed=seed,
-                                   cache_dir=cache_dir)
+                                   cache_dir=cache_dir, sensor_scores=tune_scores)
     t1 = time.perf_counter()
     test = decoded_clips(pick_clips([data.clips[i] for i in test_idx], TEST_SETUP, seed), data.spec.sample_rate)
     rows: list[FloatArray] = []
     test_runs = playlist_runs(test, data.spec, head_predict(embed, head, rows),
                               conditions=[CLEAN, *severities, *TEST_EXTRA], seed=seed, purpose="eval",
                               cache_dir=cache_dir, setup=TEST_SETUP, name="test")
-    base = base_params or DecisionParams()
-    result = judge(tune_runs, test_runs, data.labels, base, grid=GRID["hmm"], keep_timeline=keep_timeline,
+    rule = base_params or DecisionParams()
+    result = judge(tune_runs, test_runs, data.labels, rule, grid=GRID["hmm"], keep_timeline=keep_timeline,
                    seconds={"tune_playlists": t1 - t0, "test_playlists": time.perf_counter() - t1})
     t2 = time.perf_counter()
-    result.hops = hop_tradeoff(tune_runs, test_runs, data.labels, base, GRID["hmm"])
+    result.hops = hop_tradeoff(tune_runs, test_runs, data.labels, rule, GRID["hmm"])
     result.seconds["tradeoff"] = time.perf_counter() - t2
     result.tuning["how"] = tuning_note()
     heads = sensor_heads if sensor_heads is not None else fit_sensor_heads(data, train_idx, copies, seed,
                                                                              recipe.head_c)
-    states = decide_runs(test_runs, data.labels, DecisionParams.from_dict(result.tuned))
-    result.sensors = sensor_flaps(test_runs, [readable_scores(r, heads) for r in rows], states,
-                                  sensor_params(heads))
+    tuned = DecisionParams.from_dict(result.tuned)
+    tune_states = decide_runs(tune_runs, data.labels, tuned)
+    params: dict[str, TagSensorParams] = {}
+    for name, base in sensor_params(heads).items():
+        _, positives, negatives = SENSORS[name]
+        params[name], result.sensor_tuning[name] = tune_sensor(base, READABLE, tune_runs, tune_scores, tune_states,
+                                                               positives, negatives)
+    result.sensor_params = {k: p.to_dict() for k, p in params.items()}
+    states = decide_runs(test_runs, data.labels, tuned)
+    result.sensors = sensor_flaps(test_runs, [readable_scores(r, heads) for r in rows], states, params)
     return result
 
 
