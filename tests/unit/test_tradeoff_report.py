@@ -63,3 +63,19 @@ def test_the_longest_hop_that_costs_the_stream_nothing_measurable_is_chosen() ->
     assert choose_hop([slow[0], _hop(3.0, 0.60, 1.0, 21.0)], 3.024)["hop_s"] == 1.5
     assert choose_hop([], 3.024) == {}
     assert "Chosen hop: **3.00 s**" in "\n".join(md_lines(hops, None, choice))
+
+
+def test_the_shipped_bundle_runs_at_the_hop_its_cv_trade_off_chose() -> None:
+    """The committed bundle's hop, the recipe's and the report's choice agree (on the frame grid)."""
+    import json
+
+    from edge.bundle import default_bundle_dir, read_bundle_json
+    from trainer.model.recipes import get_recipe
+
+    bundle = default_bundle_dir()
+    spec, _ = read_bundle_json(bundle)
+    choice = json.loads((bundle / "report.json").read_text()).get("playlist_cv_hop_choice")
+    if not choice:
+        pytest.skip("the shipped report has no hop trade-off")
+    assert spec.frames_for(choice["hop_s"]) == spec.hop_frames
+    assert spec.hop_s == get_recipe(json.loads((bundle / "model.json").read_text())["model"]["recipe"]).hop_s
