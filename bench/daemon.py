@@ -14,7 +14,7 @@ shipped bundle and the lite bundle beside it, each at its own shipped hop (model
 * The knob: the shipped bundle once more on the file source at ``--hop 3``.
 * READY: time from spawning the process to READY=1 on a NOTIFY_SOCKET the bench binds.
 * arm64: the largest |Δp| between arm64 (emulated, scripts/pi-check.sh) and x86, read from bench/pi-check-*.json.
-* RSS: psutil every 0.25 s (steady = median of the second half) and ru_maxrss at exit (peak).
+* RSS: psutil every 0.25 s (steady = median of the second half) and the kernel's VmHWM (peak since exec).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def tables_for(b: ModelChoice, m: dict[str, Any]) -> list[Table]:
         )
     rows += [
         Row("steady RSS (paced file run, 2nd half median)", "MB", [rt["steady_rss_mb"]]),
-        Row("peak RSS, file source (ru_maxrss, max of the file runs)", "MB", [peak_file(m)]),
+        Row("peak RSS, file source (VmHWM, max of the file runs)", "MB", [peak_file(m)]),
     ]
     if mic is not None:
         rows.append(
