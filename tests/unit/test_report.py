@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from trainer.report.render import PUBLISHED_FAULT_FILTERED, render_md
+from trainer.report.render import PUBLISHED_FAULT_FILTERED, render_md, update_report
 
 
 def _stat(m: float) -> dict[str, Any]:
@@ -45,3 +47,11 @@ def test_a_folder_without_artists_says_clip() -> None:
            "cv": {"folds": 2, "command": "x", "seconds": 1}}
     md = render_md(doc)
     assert "by clip (the data folder has no artist metadata" in md and "folds by clip |" not in md
+
+
+def test_recipe_definitions_add_up_across_the_commands_writing_one_report(tmp_path: Path) -> None:
+    # compare defines the recipes it compares, train the one it ships: neither may drop the other's.
+    update_report(tmp_path, {"recipe_definitions": {"velardo": {"notes": "seed"}, "tagger": {"notes": "old"}}})
+    doc = update_report(tmp_path, {"recipe_definitions": {"tagger": {"notes": "ships"}}})
+    assert doc["recipe_definitions"] == {"velardo": {"notes": "seed"}, "tagger": {"notes": "ships"}}
+    assert json.loads((tmp_path / "report.json").read_text())["recipe_definitions"] == doc["recipe_definitions"]

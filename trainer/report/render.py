@@ -28,16 +28,23 @@ _PROTOCOL = {"artist": "by artist (an artist's clips and repeated excerpts in on
              "clip": "by clip (the data folder has no artist metadata: optimistic, artists leak across folds)"}
 
 
+# Keys every command adds its own entries to: ``train`` defines the recipe it ships, ``compare`` the ones it
+# compares, and one report holds both (replacing the key dropped the compared recipes' definitions).
+ALWAYS_MERGED = ("recipe_definitions",)
+
+
 def update_report(out: Path, sections: dict[str, Any], merge: tuple[str, ...] = ()) -> dict[str, Any]:
     """Merge ``sections`` into ``out/report.json`` and re-render report.md.
 
-    Top-level keys are replaced, except those in ``merge``, whose entries join the existing ones (ablation rows).
+    Top-level keys are replaced, except those in ``merge`` and :data:`ALWAYS_MERGED`, whose entries join the
+    existing ones (ablation rows, recipe definitions).
     """
     out.mkdir(parents=True, exist_ok=True)
     path = out / REPORT_JSON
     doc: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    merged = (*merge, *ALWAYS_MERGED)
     for key, value in sections.items():
-        doc[key] = {**doc.get(key, {}), **value} if key in merge else value
+        doc[key] = {**doc.get(key, {}), **value} if key in merged else value
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
     tmp.replace(path)
