@@ -15,7 +15,7 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import MODEL_FILE, write_bundle_json
 from edge.decide.params import DecisionParams
-from edge.decide.tags import sensor_params as sensor_params_from
+from edge.decide.tags import sensor_params
 from edge.features import mfcc
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
@@ -57,8 +57,9 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                if copies and ablations else {})
     if tuple(msd_labels(cache_dir)) != TAGS:
         raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
-    sensor_heads, sensors, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions, seed=seed,
-                                                       c=recipe.head_c)
+    # The sensors' params ship from the playlist tuning below; fit_sensors' untuned ones only judge the heads.
+    sensor_heads, _, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions, seed=seed,
+                                                 c=recipe.head_c)
     model_bytes = bundle_model(cache_dir, linear, list(sensor_heads.values()))
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
     # Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid.
@@ -71,11 +72,12 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     if trainer_probs.shape != shipped_probs.shape:
         raise RuntimeError(f"window grids differ: {trainer_probs.shape} vs {shipped_probs.shape}")
     check = parity(trainer_probs, shipped_probs)
+    prob_dp = float(np.abs(trainer_probs - shipped_probs).max())
     check_rows = np.concatenate([data.emb.get(data.clip_ids[i], CLEAN) for i in check_idx])
     trainer_sensors = readable_scores(check_rows, sensor_heads)[:, len(TAGS):]
     sensor_dp = float(np.abs(trainer_sensors - shipped_sensors).max())
     log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f (sensor heads %.4f)",
-             windows.shape[0], check.top1_agreement, float(np.abs(trainer_probs - shipped_probs).max()), sensor_dp)
+             windows.shape[0], check.top1_agreement, prob_dp, sensor_dp)
 
     # The rule: tuned on cross-fitted playlists of the training clips (trainer.tagger.stream), judged on the
     # held-out clips' playlists scored by the shipped head.
@@ -86,7 +88,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                                    embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True,
                                    sensor_heads=sensor_heads)
     # The sensors' averaging time and band, tuned on the same cross-fitted playlists as the rule.
-    sensors = sensor_params_from(playlist_run.sensor_params)
+    sensors = sensor_params(playlist_run.sensor_params)
     for name, record in playlist_run.sensor_tuning.items():
         sensor_report[name]["steadiness_tuning"] = record
     false_genre = false_genre_report(TfliteRunner(model_bytes), spec, cache_dir=cache_dir,
@@ -116,7 +118,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "segment_accuracy_int8": clean["segment_accuracy"],
         "bundle_check": {"clips": len(check_idx), "windows": int(windows.shape[0]), "bundle": shipped_clean,
                          "trainer": score(trainer_probs, check_cw, n).summary(),
-                         "max_abs_prob_diff": float(np.abs(trainer_probs - shipped_probs).max()),
+                         "max_abs_prob_diff": prob_dp,
                          "sensor_heads_max_abs_prob_diff": sensor_dp},
         "int8_float_top1_agreement": check.top1_agreement,
         "parity": check.to_dict(),

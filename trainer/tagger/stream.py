@@ -44,7 +44,7 @@ from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
 from trainer.tagger.fit import TaggerData, embedding_of, fit
 from trainer.tagger.sensor_tune import sensor_states, tune_sensor
-from trainer.tagger.tag_sensors import READABLE, SENSORS, fit_sensor_heads, readable_scores, sensor_params
+from trainer.tagger.tag_sensors import READABLE, SENSORS, fit_sensor_heads, head_sensor_params, readable_scores
 from trainer.teacher.head import LinearHead
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
     tuned = DecisionParams.from_dict(result.tuned)
     tune_states = decide_runs(tune_runs, data.labels, tuned)
     params: dict[str, TagSensorParams] = {}
-    for name, base in sensor_params(heads).items():
+    for name, base in head_sensor_params(heads).items():
         _, positives, negatives = SENSORS[name]
         params[name], result.sensor_tuning[name] = tune_sensor(base, READABLE, tune_runs, tune_scores, tune_states,
                                                                positives, negatives)

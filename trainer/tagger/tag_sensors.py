@@ -74,7 +74,7 @@ def readable_scores(rows: Rows, heads: Mapping[str, LinearHead]) -> Rows:
     return out
 
 
-def sensor_params(heads: Mapping[str, LinearHead]) -> dict[str, TagSensorParams]:
+def head_sensor_params(heads: Mapping[str, LinearHead]) -> dict[str, TagSensorParams]:
     """Each sensor reading its head, at the balanced decision (log-odds 0)."""
     return {name: TagSensorParams(f"head/{states['on']}", states["on"], states["off"], states["idle"], threshold=0.0)
             for name, (states, _, _) in SENSORS.items() if name in heads}
@@ -118,7 +118,7 @@ def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copie
     """The sensor heads and params (from the training clips) and the report section (held-out clips): each
     sensor's head, and the raw tag it replaced with a threshold fitted on the same training clips."""
     heads = fit_sensor_heads(data, train_idx, copies, seed, c)
-    params = sensor_params(heads)
+    params = head_sensor_params(heads)
     report: dict[str, Any] = {}
     for name, (states, positives, negatives) in SENSORS.items():
         head, k = heads[name], TAGS.index(states["tag"])
