@@ -30,6 +30,11 @@ EMBEDDING_DIM = sum(EMBEDDING_PARTS.values())
 LITE_PHASES = 4
 
 
+def _layer(kind: str, i: int) -> str:
+    """The checkpoint's name of the ``i``-th layer of a kind (Keras numbering: ``conv2d``, ``conv2d_1``, ...)."""
+    return kind + (f"_{i}" if i else "")
+
+
 @dataclass(frozen=True)
 class TeacherOutputs:
     tags: FloatArray  # (n, 50) sigmoid tag scores
@@ -69,34 +74,34 @@ class Musicnn:
                                reduce_retracing=True)
 
     def _bn(self, x: Any, i: int) -> Any:
-        name = "batch_normalization" + (f"_{i}" if i else "")
+        name = _layer("batch_normalization", i)
         v = self._v
         return self._tf.nn.batch_normalization(x, v[f"{name}/moving_mean"], v[f"{name}/moving_variance"],
                                                v[f"{name}/beta"], v[f"{name}/gamma"], BN_EPSILON)
 
     def _conv(self, x: Any, i: int, padding: str) -> Any:
-        name = "conv2d" + (f"_{i}" if i else "")
+        name = _layer("conv2d", i)
         tf = self._tf
         y = tf.nn.conv2d(x, self._v[f"{name}/kernel"], strides=1, padding=padding)
         return tf.nn.relu(y + self._v[f"{name}/bias"])
 
     def _conv_as(self, x: Any, i: int, kernel: FloatArray, bias: FloatArray | None = None) -> Any:
         """``_conv`` (VALID) with conv ``i``'s kernel re-laid-out as ``kernel`` (and its bias as ``bias``)."""
-        name = "conv2d" + (f"_{i}" if i else "")
+        name = _layer("conv2d", i)
         tf = self._tf
         y = tf.nn.conv2d(x, tf.constant(kernel), strides=1, padding="VALID")
         return tf.nn.relu(y + tf.constant(self._np[f"{name}/bias"] if bias is None else bias))
 
     def _bn_tiled(self, x: Any, i: int, reps: int) -> Any:
         """``_bn`` over channels that hold ``reps`` copies of batch-norm ``i``'s channels one after the other."""
-        name = "batch_normalization" + (f"_{i}" if i else "")
+        name = _layer("batch_normalization", i)
         p = {k: self._tf.constant(np.tile(self._np[f"{name}/{k}"], reps))
              for k in ("moving_mean", "moving_variance", "beta", "gamma")}
         return self._tf.nn.batch_normalization(x, p["moving_mean"], p["moving_variance"], p["beta"], p["gamma"],
                                                BN_EPSILON)
 
     def _dense(self, x: Any, i: int) -> Any:
-        name = "dense" + (f"_{i}" if i else "")
+        name = _layer("dense", i)
         return self._tf.matmul(x, self._v[f"{name}/kernel"]) + self._v[f"{name}/bias"]
 
     def forward(self, x: Any) -> tuple[Any, Any, Any, Any]:
@@ -113,14 +118,14 @@ class Musicnn:
 
     def _timbral_lite(self, stacked: Any, i: int) -> Any:
         """conv ``i`` (kh, kw) over the padded input == (1, kw) over its kh-frame shift stack (taps -> channels)."""
-        kernel = self._np["conv2d" + (f"_{i}" if i else "") + "/kernel"]
+        kernel = self._np[_layer("conv2d", i) + "/kernel"]
         return self._conv_as(stacked, i, np.ascontiguousarray(np.transpose(kernel, (2, 1, 0, 3))))
 
     def _temporal_lite(self, inp: Any, i: int, bn: int) -> Any:
         """conv ``i`` (k x 1, 'same') -> relu -> batch-norm ``bn`` -> max over frequency, on 4-frame blocks:
         block q's channel r * filters + c is output frame 4 q + r of filter c."""
         tf, s = self._tf, LITE_PHASES
-        name = "conv2d" + (f"_{i}" if i else "")
+        name = _layer("conv2d", i)
         kernel = self._np[f"{name}/kernel"]  # (k, 1, 1, filters)
         k, filters = kernel.shape[0], kernel.shape[3]
         taps = -(-(s - 1 + k) // s)
@@ -177,7 +182,7 @@ class Musicnn:
             if lite:  # the features as input channels of a 7 x 1 convolution
                 frames, width = int(h.shape[1]), int(h.shape[2])
                 c = tf.reshape(tf.pad(h, pad_t[:3]), (-1, frames + 6, 1, width))
-                kernel = self._np["conv2d_" + str(j) + "/kernel"]  # (7, width, 1, 64)
+                kernel = self._np[_layer("conv2d", j) + "/kernel"]  # (7, width, 1, 64)
                 y = self._conv_as(c, j, np.ascontiguousarray(np.transpose(kernel, (0, 2, 1, 3))))
                 y = tf.reshape(self._bn(y, bn), (-1, frames, MID_FILTERS))
             else:
