@@ -20,11 +20,10 @@ Quick reference (see each fixture's docstring for an example):
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -33,17 +32,12 @@ from tests.support.ha_venv import HaUnavailable, ensure_ha_venv
 from tests.support.mosquitto import MosquittoBroker, mosquitto_available
 from tests.support.mqtt_client import MqttProbe, unique_prefix
 from tests.support.pulse import PulseServer, pulse_available
+from tests.support.services import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Model fixtures (tiny_bundle, bundle_copy, shipped_bundle) live beside the edge tests' helpers.
 pytest_plugins = ("tests.edge_fixtures",)
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"required service unavailable (GENRE_PI_REQUIRE_SERVICES=1): {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 # -- MQTT ------------------------------------------------------------------
@@ -61,7 +55,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
             probe.wait_for(f"{topic_prefix}/genre", timeout=10)
     """
     if not mosquitto_available():
-        _unavailable("mosquitto not installed: apt-get install mosquitto mosquitto-clients")
+        unavailable("mosquitto not installed: apt-get install mosquitto mosquitto-clients")
     b = MosquittoBroker(tmp_path_factory.mktemp("mosquitto"))
     b.start()
     yield b
@@ -84,7 +78,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
             probe.wait_connected(timeout=10)
     """
     if not mosquitto_available():
-        _unavailable("mosquitto not installed: apt-get install mosquitto mosquitto-clients")
+        unavailable("mosquitto not installed: apt-get install mosquitto mosquitto-clients")
     made: list[MosquittoBroker] = []
 
     def make(**kwargs: Any) -> MosquittoBroker:
@@ -136,12 +130,12 @@ def topic_prefix(request: pytest.FixtureRequest) -> str:
 def _start_pulse(workdir: Path) -> PulseServer:
     reason = pulse_available()
     if reason:
-        _unavailable(reason)
+        unavailable(reason)
     server = PulseServer(workdir)
     try:
         return server.start()
     except RuntimeError as exc:
-        _unavailable(f"PulseAudio cannot start here: {exc}")
+        unavailable(f"PulseAudio cannot start here: {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +213,7 @@ def make_noise_wav(tmp_path: Path) -> Callable[..., Path]:
 def make_speech_wav(tmp_path: Path) -> Callable[..., Path]:
     """``make_speech_wav(name, text=..., voice="en")`` -> 22050 Hz mono wav spoken by espeak-ng."""
     if not audio.espeak_available():
-        _unavailable("espeak-ng not installed: apt-get install espeak-ng")
+        unavailable("espeak-ng not installed: apt-get install espeak-ng")
 
     def make(name: str = "speech.wav", text: str = "this is not music, this is speech", voice: str = "en") -> Path:
         return audio.write_speech_wav(tmp_path / name, text, voice=voice)
@@ -260,4 +254,4 @@ def ha_venv() -> Path:
     try:
         return ensure_ha_venv()
     except HaUnavailable as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))

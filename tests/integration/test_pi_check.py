@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _unavailable
+from tests.support.services import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 GTZAN = REPO.parent / "shared" / "gtzan"
@@ -54,7 +54,7 @@ def _missing() -> str | None:
 def test_pi_check_bookworm_arm64(tmp_path: Path) -> None:
     reason = _missing()
     if reason:
-        _unavailable(f"arm64 Pi check: {reason}")
+        unavailable(f"arm64 Pi check: {reason}")
     env = {**os.environ, "GENRE_PI_CHECK_WORK": str(tmp_path / "bookworm")}
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "pi-check.sh"), "bookworm", "--worktree"],

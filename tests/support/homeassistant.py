@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -42,6 +41,7 @@ import pytest
 from tests.support.mosquitto import MosquittoBroker, free_port, mosquitto_available
 from tests.support.mqtt_client import MqttProbe
 from tests.support.procs import ServiceProcess
+from tests.support.services import unavailable
 
 __all__ = ["HaError", "HomeAssistant", "House", "running_house"]
 
@@ -331,10 +331,7 @@ def running_house(
     without mosquitto. Everything is stopped on exit, also when the start failed.
     """
     if not mosquitto_available():
-        reason = "mosquitto not installed: apt-get install mosquitto mosquitto-clients"
-        if os.environ.get("GENRE_PI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service unavailable: {reason}", pytrace=False)
-        pytest.skip(reason)
+        unavailable("mosquitto not installed: apt-get install mosquitto mosquitto-clients")
     for path in needs:
         if not path.is_file():
             pytest.skip(f"{path} missing")
