@@ -9,7 +9,13 @@ The same pattern as the genre's rule, smaller: a tag's per-window score (a sigmo
 averaged over the hops of the current music (an exponential average over about ``hops`` hops, so a song
 change is followed); the state flips only when the average leaves a band around the threshold (hysteresis),
 and only after ``min_windows`` windows of music. Silence and not-music reset the evidence and publish the
-sensor's ``idle`` state: "is someone singing?" has no answer while nobody plays music. Pure, no I/O.
+sensor's ``idle`` state: "is someone singing?" has no answer while nobody plays music.
+
+A song's answer does not change halfway through it, but a head's score on a song it is unsure of (rock is neither
+dance music nor not) wanders across any band. So a state held for ``latch`` windows is kept for the rest of the
+song: until the published genre changes (``uncertain`` between two hops of one genre is no change), or silence or
+not-music. The average goes on meanwhile, so after a release the state follows the current music at once.
+``latch`` 0 never latches (bundles from before it). Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.decide.states import NOT_MUSIC, SILENCE
+from edge.decide.states import NOT_MUSIC, SILENCE, UNCERTAIN
 
 _EPS = 1e-4  # sigmoid scores reach 0/1 in float32; the log-odds stay finite
 
@@ -41,6 +47,7 @@ class TagSensorParams:
     band: float = 0.5
     hops: float = 8.0  # time constant of the exponential average, in hops
     min_windows: int = 3
+    latch: int = 0  # windows a state must hold to be kept until the genre changes; 0 = never
 
     def __post_init__(self) -> None:
         problem = self.problem()
@@ -56,6 +63,8 @@ class TagSensorParams:
             return f"hops must be in 1..100, got {self.hops}"
         if not 1 <= self.min_windows <= 100:
             return f"min_windows must be in 1..100, got {self.min_windows}"
+        if not 0 <= self.latch <= 1000:
+            return f"latch must be in 0..1000 windows (0 = never), got {self.latch}"
         if len({self.on, self.off, self.idle}) != 3:
             return "on, off and idle must be three different states"
         return None
@@ -113,16 +122,26 @@ class TagSensor:
         self.state = params.idle
         self.mean: float | None = None  # averaged log-odds of the current music
         self.windows = 0
+        self.held = 0  # windows the current state has been published
+        self.latched = False
+        self.genre: str | None = None  # the genre published last since the music started
 
     def reset(self) -> str:
         """Silence or not-music: forget the evidence, publish ``idle``."""
         self.mean, self.windows, self.state = None, 0, self.params.idle
+        self.held, self.latched, self.genre = 0, False, None
         return self.state
 
     def step(self, state: str, scores: npt.NDArray[np.floating[Any]]) -> str:
         """One classified window as the daemon runs the sensors: fed while music is published (a genre or
-        ``uncertain``), reset by not-music and silence."""
-        return self.reset() if state in (NOT_MUSIC, SILENCE) else self.update(scores)
+        ``uncertain``), reset by not-music and silence; a change of the published genre releases a latch."""
+        if state in (NOT_MUSIC, SILENCE):
+            return self.reset()
+        if state != UNCERTAIN:
+            if self.genre is not None and state != self.genre:
+                self.latched, self.held = False, 0
+            self.genre = state
+        return self.update(scores)
 
     def update(self, scores: npt.NDArray[np.floating[Any]]) -> str:
         """One music window's tag scores (the model's tag order); the sensor's state after it."""
@@ -132,14 +151,17 @@ class TagSensor:
         alpha = max(self._alpha, 1.0 / self.windows)
         self.mean = x if self.mean is None else self.mean + alpha * (x - self.mean)
         p = self.params
-        if self.windows < p.min_windows:
+        if self.windows < p.min_windows or self.latched:
             return self.state
+        before = self.state
         if self.state != p.on and self.mean >= p.threshold + p.band:
             self.state = p.on
         elif self.state != p.off and self.mean <= p.threshold - p.band:
             self.state = p.off
         elif self.state == p.idle:
             self.state = p.on if self.mean >= p.threshold else p.off  # inside the band at the start: the nearer side
+        self.held = self.held + 1 if self.state == before else 1
+        self.latched = 0 < p.latch <= self.held
         return self.state
 
 

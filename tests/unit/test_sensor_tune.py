@@ -41,4 +41,18 @@ def test_tuning_trades_the_first_constants_flapping_for_a_steadier_sensor_that_s
     assert after["within_song_changes_per_min"] < before["within_song_changes_per_min"] / 2, (before, after)
     assert after["proxy_settled_accuracy"] >= 0.9, after
     assert (tuned.hops, tuned.band) != (BASE.hops, BASE.band)
-    assert record["chosen"] == {"hops": tuned.hops, "band": tuned.band}
+    assert record["chosen"] == {"hops": tuned.hops, "band": tuned.band, "latch": tuned.latch}
+    assert isinstance(tuned.latch, int)  # a grid of floats must not write "latch": 4.0 into model.json
+
+
+def test_a_latch_is_chosen_where_an_unsure_song_wanders_across_the_band() -> None:
+    # The rock third of each playlist has no proxy answer and a score that wanders around the threshold: only the
+    # latch keeps it from flapping at no cost on the proxies, so the tuner takes one when it may.
+    parts = [_run(s) for s in range(4)]
+    runs, scores, states = ([p[i] for p in parts] for i in range(3))
+    grid = {"hops": (4.0,), "band": (0.5,), "latch": (0, 4)}
+    tuned, record = tune_sensor(BASE, READABLE, runs, scores, states, ("classical",), ("pop",), grid)
+    unlatched = judge_sensor(BASE.__class__(**{**BASE.to_dict(), "hops": 4.0}), READABLE, runs, scores, states,
+                             ("classical",), ("pop",))
+    assert tuned.latch == 4, record
+    assert record["metrics"]["within_song_changes_per_min"] < unlatched["within_song_changes_per_min"] / 2

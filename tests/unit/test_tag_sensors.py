@@ -59,10 +59,47 @@ def test_silence_or_not_music_resets_to_idle_and_the_next_song_starts_afresh() -
     assert out == ["none", "none", "vocal", "vocal", "vocal"]  # no long song's average to outvote
 
 
+LATCHED = TagSensorParams(**{**VOCALS.to_dict(), "latch": 5})
+
+
+def test_a_latched_state_outlasts_a_contrary_stretch_of_the_same_song() -> None:
+    s = TagSensor(LATCHED, TAGS)
+    before = [s.step("jazz", x) for x in _scores([(3.0, 10)], noise=0.3)]
+    assert before[-1] == "instrumental" and s.latched
+    # A sung-sounding minute of the same song, with "uncertain" hops in it: the state stays.
+    during = [s.step("uncertain" if i % 4 == 0 else "jazz", x)
+              for i, x in enumerate(_scores([(-3.0, 40)], noise=0.3, seed=1))]
+    assert set(during) == {"instrumental"}
+    # Without the latch the same windows turn it.
+    free = TagSensor(VOCALS, TAGS)
+    assert [free.step("jazz", x) for x in _scores([(3.0, 10), (-3.0, 40)], noise=0.3)][-1] == "vocal"
+
+
+def test_a_genre_change_releases_the_latch_and_the_state_follows_the_average() -> None:
+    s = TagSensor(LATCHED, TAGS)
+    _ = [s.step("classical", x) for x in _scores([(3.0, 10), (-3.0, 10)], noise=0.3)]
+    assert s.state == "instrumental" and s.latched
+    # The published genre moves on: the evidence of the last hops (averaged all along) decides at once.
+    assert s.step("pop", _scores([(-3.0, 1)], noise=0.0)[0]) == "vocal" and not s.latched
+
+
+def test_silence_clears_the_latch_with_the_evidence() -> None:
+    s = TagSensor(LATCHED, TAGS)
+    _ = [s.step("jazz", x) for x in _scores([(3.0, 10)], noise=0.3)]
+    assert s.latched and s.step("silence", _scores([(0.0, 1)], noise=0.0)[0]) == "none"
+    assert not s.latched and s.genre is None and s.held == 0
+    out = [s.step("jazz", x) for x in _scores([(-3.0, 4)], noise=0.3)]
+    assert out == ["none", "none", "vocal", "vocal"]
+
+
 def test_params_are_checked_and_round_trip() -> None:
     assert sensor_params({"vocals": VOCALS.to_dict()}) == {"vocals": VOCALS}
     with pytest.raises(ValueError, match="three different states"):
         TagSensorParams("dance", "on", "on", "none")
+    with pytest.raises(ValueError, match="latch must be"):
+        TagSensorParams("dance", "on", "off", "none", latch=-1)
+    old = {k: v for k, v in VOCALS.to_dict().items() if k != "latch"}  # a bundle from before the latch
+    assert TagSensorParams.from_dict(old).latch == 0
     with pytest.raises(ValueError, match="unknown tag sensor key"):
         TagSensorParams.from_dict({**VOCALS.to_dict(), "colour": "red"})
     with pytest.raises(ValueError, match="not among the model's tags"):
