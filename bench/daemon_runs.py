@@ -19,7 +19,7 @@ import soundfile as sf
 from bench.common import REPO, gtzan_clips, music_like
 from bench.harness import OpenWatch, Subscriber, mosquitto, spawn, wait_ready
 
-__all__ = ["SR", "mosquitto", "music", "paced", "paced_mic", "pi_parity", "throughput"]
+__all__ = ["SR", "model_hash", "mosquitto", "music", "paced", "paced_mic", "pi_parity", "throughput"]
 
 PI_CHECKS = sorted(Path(__file__).resolve().parent.glob("pi-check-*.json"))
 
@@ -200,17 +200,23 @@ def _bundle_version_at(commit: str) -> str | None:
         return None
 
 
-def pi_parity(shipped_version: str) -> tuple[float | None, str]:
-    """The worst |Δp| of the committed Pi checks (bench/pi-check-SUITE.json) that ran the shipped bundle.
+def model_hash(version: str) -> str:
+    """The model bytes' hash in a bundle version ("build minute-hash")."""
+    return version.rsplit("-", 1)[-1]
 
-    A check recorded on another model says nothing about this one, so it is named but not counted.
+
+def pi_parity(shipped_version: str) -> tuple[float | None, str]:
+    """The worst |Δp| of the committed Pi checks (bench/pi-check-SUITE.json) that ran the shipped model.
+
+    A check recorded on another model says nothing about this one, so it is named but not counted. The model is
+    its bytes: a re-ship that changes only model.json's rule or sensor constants keeps the arm64 |Δp|.
     """
     figures, skipped = [], []
     for path in PI_CHECKS:
         doc = json.loads(path.read_text())
         label = f"{path.stem.removeprefix('pi-check-')} {doc.get('when', '')}"
         version = _bundle_version_at(str(doc.get("commit", ""))) if doc.get("commit") else None
-        if version != shipped_version:
+        if version is None or model_hash(version) != model_hash(shipped_version):
             skipped.append(f"{label} ran model {version or 'unknown'}")
         elif doc.get("max_delta_p") is None:
             skipped.append(f"{label}: no |Δp| recorded (ok={doc.get('ok')})")
