@@ -46,3 +46,13 @@ def test_md_lines_table_puts_tuned_and_baseline_side_by_side() -> None:
     assert "85.0 ± 5.0" in rows[0] and "30.0 ± 0.0" in rows[1]
     assert any("fold 1: T=2.0" in line for line in lines)
     assert md_lines({}) == []
+
+
+def test_the_tag_sensors_steadiness_and_proxy_accuracy_are_summed_over_folds_and_tabled() -> None:
+    folds = [{**_fold(f, 0.8), "sensors": {"typical": {"vocals": 0.1 + 0.2 * f}},
+              "sensor_accuracy": {"typical": {"vocals": 0.9 + 0.05 * f}}} for f in (0, 1)]
+    doc = cv_sections(folds)
+    assert doc["playlist_cv_sensors"]["typical"]["vocals"]["mean"] == pytest.approx(0.2)
+    assert doc["playlist_cv_sensors_accuracy"]["typical"]["vocals"]["mean"] == pytest.approx(0.925)
+    rows = [line for line in md_lines(doc) if line.startswith("| typical |") and line.count("|") == 3]
+    assert rows == ["| typical | 0.20 ± 0.10 |", "| typical | 92.5 ± 2.5 |"]

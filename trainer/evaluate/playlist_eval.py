@@ -137,6 +137,7 @@ class FoldPlaylists:
     seconds: dict[str, float]
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per run: plan, condition, states (tuned)
     sensors: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> tag sensor -> within-song/min
+    sensor_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # ... -> settled, on proxy songs
     hops: list[dict[str, Any]] = field(default_factory=list)  # trainer.evaluate.tradeoff.hop_tradeoff
     sensor_params: dict[str, Any] = field(default_factory=dict)  # tag sensor -> TagSensorParams.to_dict(), tuned
     sensor_tuning: dict[str, Any] = field(default_factory=dict)  # tag sensor -> its tuning record

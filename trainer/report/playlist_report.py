@@ -99,6 +99,8 @@ def cv_sections(folds: Sequence[Mapping[str, Any]], max_hop_s: float | None = No
         "playlist_cv_folds": [{k: v for k, v in f.items() if k not in ("timeline", "hops")} for f in folds],
         "playlist_setup": setup_notes(),
         **({"playlist_cv_sensors": _sensor_summary([f["sensors"] for f in folds])} if folds[0].get("sensors") else {}),
+        **({"playlist_cv_sensors_accuracy": _sensor_summary([f["sensor_accuracy"] for f in folds])}
+           if folds[0].get("sensor_accuracy") else {}),
         **(_hop_sections([f["hops"] for f in folds], max_hop_s) if folds[0].get("hops") and max_hop_s else {}),
     })
 
@@ -109,7 +111,7 @@ def _hop_sections(per_fold: Sequence[Sequence[Mapping[str, Any]]], max_hop_s: fl
 
 
 def _sensor_summary(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
-    """``{condition: {sensor: {mean, std, ...}}}`` of the tag sensors' within-song changes per minute."""
+    """``{condition: {sensor: {mean, std, ...}}}`` of a tag sensor figure over folds."""
     conds = list(dict.fromkeys(c for f in per_fold for c in f))
     return {c: {name: mean_std([f[c][name] for f in per_fold if c in f]) for name in per_fold[0].get(c, {})}
             for c in conds}
@@ -134,6 +136,7 @@ def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
     """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
     return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
                     **({"playlist_sensors": result.sensors} if result.sensors else {}),
+                    **({"playlist_sensors_accuracy": result.sensor_accuracy} if result.sensor_accuracy else {}),
                     **({"playlist_hops": summarize_hops([result.hops])} if result.hops else {}),
                     "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
                                          "seconds": result.seconds},
@@ -212,6 +215,13 @@ def md_lines(doc: Mapping[str, Any]) -> list[str]:
             out += ["", "Tag sensors on the same playlists, state changes per minute of settled song time (goal "
                     "≤ 0.2):", "", "| condition | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
             out += [f"| {c} | " + " | ".join(_cell(v.get(n), 1) for n in names) + " |" for c, v in sensors.items()]
+            accuracy = doc.get(f"{key}_sensors_accuracy")
+            if accuracy:
+                out += ["", "Their settled accuracy (%) on the proxy songs (the genres each sensor's head was fitted "
+                        "on: trainer.tagger.tag_sensors.SENSORS):", "",
+                        "| condition | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+                out += [f"| {c} | " + " | ".join(_cell(v.get(n), 100) for n in names) + " |"
+                        for c, v in accuracy.items()]
         if key == "playlist_cv":
             params = [f.get("tuned", {}) for f in doc.get("playlist_cv_folds", [])]
             if params:

@@ -37,13 +37,12 @@ from trainer.evaluate.playlist_eval import (
     judge,
     playlist_runs,
 )
-from trainer.evaluate.stream_metrics import StreamCounts, combine, count, metrics
 from trainer.evaluate.tradeoff import hop_tradeoff
 from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
 from trainer.tagger.fit import TaggerData, embedding_of, fit
-from trainer.tagger.sensor_tune import sensor_states, tune_sensor
+from trainer.tagger.sensor_tune import judge_sensor, tune_sensor
 from trainer.tagger.tag_sensors import READABLE, SENSORS, fit_sensor_heads, head_sensor_params, readable_scores
 from trainer.teacher.head import LinearHead
 
@@ -73,19 +72,35 @@ def head_predict(embed: Embed, head: LinearHead, seen: list[FloatArray] | None =
     return predict
 
 
+def sensor_judged(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray],
+                  states: Sequence[Sequence[str]], sensors: Mapping[str, TagSensorParams],
+                  readable: Sequence[str] = READABLE) -> dict[str, dict[str, dict[str, float]]]:
+    """Per condition and tag sensor, :func:`trainer.tagger.sensor_tune.judge_sensor`'s figures: settled accuracy on
+    the proxy songs and state changes per minute of settled song time, the sensors run as the daemon runs them (fed
+    while music is published, reset by silence and not-music). ``scores_by_run`` holds each run's window scores in
+    ``readable``'s order."""
+    by_cond: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_cond.setdefault(run.condition, []).append(i)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for cond, idx in by_cond.items():
+        for name, params in sensors.items():
+            _, positives, negatives = SENSORS[name]
+            out.setdefault(cond, {})[name] = judge_sensor(
+                params, readable, [runs[i] for i in idx], [scores_by_run[i] for i in idx], [states[i] for i in idx],
+                positives, negatives)
+    return out
+
+
 def sensor_flaps(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray],
                  states: Sequence[Sequence[str]], sensors: Mapping[str, TagSensorParams],
                  readable: Sequence[str] = READABLE) -> dict[str, dict[str, float]]:
-    """Per condition and tag sensor: state changes per minute of settled song time, the sensors run as the daemon
-    runs them (fed while music is published, reset by silence and not-music). ``scores_by_run`` holds each run's
-    window scores in ``readable``'s order."""
-    by_cond: dict[str, dict[str, list[StreamCounts]]] = {}
-    for run, scores, published in zip(runs, scores_by_run, states, strict=True):
-        for name, params in sensors.items():
-            out = sensor_states(params, readable, scores, published)
-            by_cond.setdefault(run.condition, {}).setdefault(name, []).append(count(run.truth, out))
-    return {cond: {name: metrics(combine(parts))["within_song_changes_per_min"] for name, parts in per.items()}
-            for cond, per in by_cond.items()}
+    """Per condition and tag sensor: state changes per minute of settled song time (:func:`sensor_judged`)."""
+    return _pick(sensor_judged(runs, scores_by_run, states, sensors, readable), "within_song_changes_per_min")
+
+
+def _pick(judged: Mapping[str, Mapping[str, Mapping[str, float]]], key: str) -> dict[str, dict[str, float]]:
+    return {cond: {name: m[key] for name, m in per.items()} for cond, per in judged.items()}
 
 
 def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, groups: Sequence[str],
@@ -152,7 +167,9 @@ def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx:
                                                                positives, negatives)
     result.sensor_params = {k: p.to_dict() for k, p in params.items()}
     states = decide_runs(test_runs, data.labels, tuned)
-    result.sensors = sensor_flaps(test_runs, [readable_scores(r, heads) for r in rows], states, params)
+    judged = sensor_judged(test_runs, [readable_scores(r, heads) for r in rows], states, params)
+    result.sensors = _pick(judged, "within_song_changes_per_min")
+    result.sensor_accuracy = _pick(judged, "proxy_settled_accuracy")
     return result
 
 
@@ -168,4 +185,5 @@ def group_of(data: TaggerData, plan_ids: Sequence[str], plan_groups: Sequence[st
     return [by_id[c] for c in data.clip_ids]
 
 
-__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "sensor_flaps", "stream_fold", "tuning_note"]
+__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "sensor_flaps", "sensor_judged", "stream_fold",
+           "tuning_note"]
