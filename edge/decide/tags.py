@@ -122,15 +122,19 @@ class TagSensor:
         self.state = params.idle
         self.mean: float | None = None  # averaged log-odds of the current music
         self.windows = 0
-        self.held = 0  # windows the current state has been published
-        self.latched = False
+        self.held = 0  # windows the current state has been published (0 again at a release)
         self.genre: str | None = None  # the genre published last since the music started
 
     def reset(self) -> str:
         """Silence or not-music: forget the evidence, publish ``idle``."""
         self.mean, self.windows, self.state = None, 0, self.params.idle
-        self.held, self.latched, self.genre = 0, False, None
+        self.held, self.genre = 0, None
         return self.state
+
+    @property
+    def latched(self) -> bool:
+        """The state is kept until a release: it has been held for ``latch`` windows (never with ``latch`` 0)."""
+        return 0 < self.params.latch <= self.held
 
     def step(self, state: str, scores: npt.NDArray[np.floating[Any]]) -> str:
         """One classified window as the daemon runs the sensors: fed while music is published (a genre or
@@ -139,7 +143,7 @@ class TagSensor:
             return self.reset()
         if state != UNCERTAIN:
             if self.genre is not None and state != self.genre:
-                self.latched, self.held = False, 0
+                self.held = 0
             self.genre = state
         return self.update(scores)
 
@@ -161,7 +165,6 @@ class TagSensor:
         elif self.state == p.idle:
             self.state = p.on if self.mean >= p.threshold else p.off  # inside the band at the start: the nearer side
         self.held = self.held + 1 if self.state == before else 1
-        self.latched = 0 < p.latch <= self.held
         return self.state
 
 
