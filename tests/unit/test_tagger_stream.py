@@ -4,6 +4,8 @@ and judged on. Real playlists of synthesised clips, the edge front end, and a st
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -19,7 +21,7 @@ from trainer.model.recipes import get_recipe
 from trainer.tagger.embed import WindowEmbeddings
 from trainer.tagger.export import N_TAGS, TAGS
 from trainer.tagger.fit import TaggerData, fit
-from trainer.tagger.stream import CROSSFIT, crossfit_tune_runs, head_predict, sensor_flaps
+from trainer.tagger.stream import CROSSFIT, crossfit_tune_runs, head_predict, sensor_judged
 
 GENRES = ("blues", "jazz", "not_music")
 DIM = 8  # the stand-in embedding's width
@@ -85,6 +87,11 @@ def test_judge_refuses_playlists_that_share_a_clip(data: tuple[TaggerData, list[
     result = judge(other, runs, d.labels, DecisionParams(),
                    grid={"hysteresis_windows": (1, 2)})
     assert set(result.metrics) == {"clean"} and result.tuning["playlists"] == len(other)
+
+
+def sensor_flaps(*args: Any) -> dict[str, dict[str, float]]:
+    """:func:`sensor_judged`'s within-song changes a minute alone."""
+    return {c: {n: m["within_song_changes_per_min"] for n, m in per.items()} for c, per in sensor_judged(*args).items()}
 
 
 def test_sensor_flaps_count_changes_inside_songs_and_reset_for_talk(data: tuple[TaggerData, list[str]]) -> None:

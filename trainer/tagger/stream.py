@@ -92,13 +92,6 @@ def sensor_judged(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArra
     return out
 
 
-def sensor_flaps(runs: Sequence[PlaylistRun], scores_by_run: Sequence[FloatArray],
-                 states: Sequence[Sequence[str]], sensors: Mapping[str, TagSensorParams],
-                 readable: Sequence[str] = READABLE) -> dict[str, dict[str, float]]:
-    """Per condition and tag sensor: state changes per minute of settled song time (:func:`sensor_judged`)."""
-    return _pick(sensor_judged(runs, scores_by_run, states, sensors, readable), "within_song_changes_per_min")
-
-
 def _pick(judged: Mapping[str, Mapping[str, Mapping[str, float]]], key: str) -> dict[str, dict[str, float]]:
     return {cond: {name: m[key] for name, m in per.items()} for cond, per in judged.items()}
 
@@ -185,5 +178,5 @@ def group_of(data: TaggerData, plan_ids: Sequence[str], plan_groups: Sequence[st
     return [by_id[c] for c in data.clip_ids]
 
 
-__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "sensor_flaps", "sensor_judged", "stream_fold",
+__all__ = ["CROSSFIT", "crossfit_tune_runs", "group_of", "head_predict", "sensor_judged", "stream_fold",
            "tuning_note"]
