@@ -94,7 +94,7 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     conditions = set(shipped["robustness_int8"])
     assert {"clean", "mild", "typical", "harsh", "unseen_room", "unseen_hiss"} <= conditions
     ablations = report["tagger_ablations"]  # every lever's head on the same split, the L2 strength among them
-    assert ablations["clean + both, 10x weaker L2"]["head_c"] == pytest.approx(shipped["recipe"]["head_c"] * 10)
+    assert ablations["clean + both, 10x stronger L2"]["head_c"] == pytest.approx(shipped["recipe"]["head_c"] / 10)
     assert {r["head_c"] for k, r in ablations.items() if "L2" not in k} == {shipped["recipe"]["head_c"]}
     check = shipped["bundle_check"]
     print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")

@@ -137,10 +137,10 @@ TAGGER = dataclasses.replace(
     name="tagger",
     aug_copies=6,
     noise_copies=6,
-    head_c=0.001,
+    head_c=0.01,
     notes="the tagger_linear recipe with its head fitted on clean windows + 6 room copies (the training room chain) "
     "+ 6 wide-noise copies (any colour from white to brown, 0-30 dB SNR, random EQ and band limits) per clip, and "
-    "50x stronger L2 (C 0.001), so it learns that noise and rooms are not genre",
+    "5x stronger L2 (C 0.01), so it learns that noise and rooms are not genre",
 )
 
 RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED, TAGGER_LINEAR, TAGGER)}
