@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="skip the playlist evaluation of the published stream (issue 11; ~2-3 min per fold)")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
     compare.add_argument("--no-tagger", action="store_true", help="skip the tagger rows (tagger_linear, tagger)")
+    compare.add_argument("--tagger-c", type=float, nargs="+", default=[], metavar="C",
+                         help="also the tagger recipe with its head's inverse L2 strength set to each C (rows "
+                              "tagger_C<C>): the L2 sweep, on the same folds")
     compare.add_argument("--no-unseen", action="store_true",
                          help="score the training chain's severities only, not the unseen room family")
     stream = sub.add_parser("stream", parents=[common],
@@ -274,11 +277,17 @@ def _fold_table(data: Any, part: dict[str, int], n_folds: int) -> dict[str, list
 
 def _compare(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
+    bad = [c for c in args.tagger_c if not 0 < c < 1e6]
+    if bad:
+        raise UsageError(f"--tagger-c {bad[0]:g}: C must be in (0, 1e6)")
     _, _, severities = setup(args)
     # The comparison is about the genre task: no reject class, so every recipe sees the same clips.
     every = {name: dataclasses.replace(_recipe(name, args), negatives=0) for name in RECIPES}
     recipes = {k: r for k, r in every.items() if r.family == "cnn"}
     taggers = {k: r for k, r in every.items() if r.family == "tagger" and not args.no_tagger}
+    for c in args.tagger_c:
+        taggers[f"tagger_C{c:g}"] = dataclasses.replace(every["tagger"], name=f"tagger_C{c:g}", head_c=c,
+                                                        notes=f"the tagger recipe with C {c:g} (an L2 sweep row)")
     conditions = (*severities, *UNSEEN_CONDITIONS) if severities and not args.no_unseen else severities
     data_dir, data, plan, protocol = _cv_setup(args, recipes, recipes["default"], severities, extras=True,
                                                conditions=conditions)
@@ -317,7 +326,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     # "data" belongs to the shipped model (train adds the reject class's clips); the comparison keeps its own.
     sections: dict[str, Any] = {"data_compare": data_section(data_dir, data), "protocol": protocol,
                                 "recipes": head["recipes"], "robustness": head["robustness"],
-                                "recipe_definitions": {k: r.to_dict() for k, r in recipes.items()}}
+                                "recipe_definitions": {k: r.to_dict() for k, r in {**recipes, **taggers}.items()}}
     if CLIP in runs and protocol != CLIP:
         sections["recipes_by_clip"] = full[CLIP]["recipes"]
         sections["robustness_by_clip"] = full[CLIP]["robustness"]

@@ -162,6 +162,14 @@ def test_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert "does not exist" in proc.stderr
 
 
+def test_a_bad_l2_sweep_value_is_one_usage_error_before_any_work(tmp_path: Path) -> None:
+    proc = _run(["compare", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--tagger-c", "0.01",
+                 "0"], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "genre-train: error: --tagger-c 0: C must be in (0, 1e6)"
+    assert not (tmp_path / "o").exists()
+
+
 def test_one_genre_is_a_clear_data_error(tmp_path: Path) -> None:
     data = tmp_path / "genres_original" / "blues"
     data.mkdir(parents=True)
@@ -275,14 +283,18 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     shipped_data = {"root": "train's", "clips": 1, "counts": {"blues": 1}, "core_counts": {}, "skipped": []}
     (out / "report.json").write_text(json.dumps({"data": shipped_data}))
     proc = _run(["compare", "--quick", "--data", str(GTZAN), "--out", str(out), "--cache-dir", str(tmp_path / "c"),
-                 "--workers", "2", "--no-core", "--no-unseen"], cwd=tmp_path, timeout=1400)
+                 "--workers", "2", "--no-core", "--no-unseen", "--tagger-c", "0.001"], cwd=tmp_path, timeout=1400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["data"] == shipped_data  # the shipped model's section is not clobbered
     assert report["data_compare"]["clips"] == 12
     assert report["protocol"] == "artist" and report["cv"]["protocol"] == "artist"
     assert set(report["recipes"]) == {"velardo_segment_split", "velardo_clip_split", "default_clip_split",
-                                      "distilled_clip_split", "tagger_linear_clip_split", "tagger_clip_split"}
+                                      "distilled_clip_split", "tagger_linear_clip_split", "tagger_clip_split",
+                                      "tagger_C0.001_clip_split"}  # the L2 sweep's row beside the shipped recipe's
+    assert report["recipe_definitions"]["tagger_C0.001"]["head_c"] == 0.001
+    assert report["recipe_definitions"]["tagger_C0.001"]["aug_copies"] == report["recipe_definitions"]["tagger"][
+        "aug_copies"]
     assert set(report["recipes_by_clip"]) == {"default_clip_split"}  # the clip column: default recipe only
     assert report["recipes_by_clip"]["default_clip_split"]["folds"] == 2
     per_genre = report["recipes"]["default_clip_split"]["per_genre_clip"]
@@ -291,7 +303,7 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     assert sum(map(sum, report["cv"]["genre_per_fold"].values())) == 12
     assert report["recipes"]["velardo_segment_split"]["leaky"] and not report["recipes"]["default_clip_split"]["leaky"]
     for kind in ("velardo_clip_split", "default_clip_split", "distilled_clip_split", "tagger_linear_clip_split",
-                 "tagger_clip_split"):
+                 "tagger_clip_split", "tagger_C0.001_clip_split"):
         rob = report["robustness"][kind]
         assert list(rob) == ["clean", "mild", "typical", "harsh"]
         assert all(rob[c]["clip_macro_accuracy"]["n"] == 2 for c in rob), rob
@@ -305,6 +317,7 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     md = (out / "report.md").read_text()
     assert "LEAKY" not in md.split("## Recipe comparison")[0] and "**leaky**" in md and "robustness.png" in md
     assert "CV by artist" in md and "folds by clip |" in md and "⚠" in md and "tagger (ships)" in md
+    assert "| tagger_C0.001 | by artist |" in md
     assert (out / "robustness.png").stat().st_size > 0
     # Issue 11: playlists of each artist fold's test clips, tuned rule beside today's, every condition.
     for section in ("playlist_cv", "playlist_cv_baseline"):

@@ -75,7 +75,9 @@ def _recipe_table(recipes: dict[str, Any], by_clip: dict[str, Any] | None = None
     if by_clip is not None:
         head, rule = head + " clip macro %, folds by clip |", rule + "---|"
     lines = [head, rule]
-    for key, title in ROWS:
+    named = dict(ROWS)
+    extra = [(k, f"{k.removesuffix('_clip_split')}, split by clip") for k in recipes if k not in named]
+    for key, title in (*ROWS, *extra):
         r = recipes.get(key)
         if not r:
             continue
