@@ -96,6 +96,8 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     ablations = report["tagger_ablations"]  # every lever's head on the same split, the L2 strength among them
     assert ablations["clean + both, 10x stronger L2"]["head_c"] == pytest.approx(shipped["recipe"]["head_c"] / 10)
     assert {r["head_c"] for k, r in ablations.items() if "L2" not in k} == {shipped["recipe"]["head_c"]}
+    adapted = [r for k, r in ablations.items() if ", re-standardised: " in k]  # the recipe's head (quick: 1+1 copies)
+    assert len(adapted) == 4 and all(set(r["macro"]) == conditions for r in adapted)  # both histories, both blends
     check = shipped["bundle_check"]
     print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")
     assert check["max_abs_prob_diff"] < 0.02 and shipped["parity"]["top1_agreement"] >= 0.95

@@ -18,6 +18,7 @@ from edge.spec import FeatureSpec
 from trainer.data.plan import CLEAN
 from trainer.evaluate.scores import ClipWindows, Scores, score
 from trainer.model.recipes import Recipe
+from trainer.tagger.adapt import adaptation_rows
 from trainer.tagger.embed import WindowEmbeddings
 from trainer.tagger.export import N_TAGS
 from trainer.teacher.head import GenreHead, LinearHead, fit_arrays
@@ -80,8 +81,9 @@ def evaluate(head: LinearHead | GenreHead, data: TaggerData, test_idx: IntArray,
 def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
                  conditions: Sequence[str], seed: int) -> dict[str, dict[str, object]]:
     """Heads fitted on clean windows alone, with the room copies, with the wide-noise copies, and with both, and
-    the last with 10x stronger L2 (on artist folds of the cached embeddings C 0.001 beat 0.01 clean in every fold):
-    what each lever buys on the held-out clips, clean, in the training chain and in the unseen family."""
+    the last with 10x stronger L2 (it wins clean by artist CV and loses the rooms; ``compare --tagger-c`` sweeps it):
+    what each lever buys on the held-out clips, clean, in the training chain and in the unseen family. The shipped
+    recipe's head is also scored re-standardised to the room it hears (:mod:`trainer.tagger.adapt`)."""
     rooms = [c for c in copies if c.startswith("aug/")]
     noise = [c for c in copies if c.startswith("noise/")]
     half = [*rooms[: (len(rooms) + 1) // 2], *noise[: (len(noise) + 1) // 2]]
@@ -102,4 +104,12 @@ def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx
         out[name] = {"copies": chosen, "head_c": recipe.head_c * c_scale, "macro": macro,
                      "clip_accuracy": {k: v.clip_accuracy for k, v in scores.items()},
                      "unseen_mean": float(np.mean(unseen)) if unseen else float("nan")}
+        if chosen == both and c_scale == 1.0:  # the shipped recipe's head: would adapting it to the room pay?
+            rows = {cond: [embedding_of(data.emb.get(data.clip_ids[i], CLEAN if cond == CLEAN else f"eval/{cond}"))
+                           for i in test_idx] for cond in macro}
+            for how, adapted in adaptation_rows(head, rows, data.y[test_idx], data.labels).items():
+                room = [v for k, v in adapted.items() if k.startswith("unseen_")]
+                out[f"{name}, re-standardised: {how}"] = {
+                    "copies": chosen, "head_c": recipe.head_c, "macro": adapted,
+                    "unseen_mean": float(np.mean(room)) if room else float("nan")}
     return out
