@@ -16,6 +16,7 @@ import numpy.typing as npt
 from edge.scoring import mean_log_probs
 from edge.spec import FeatureSpec
 from trainer.augment.windows import cut_windows
+from trainer.data.plan import CLEAN, eval_variant
 from trainer.evaluate.metrics import accuracy, macro_accuracy, mean_std
 
 FloatArray = npt.NDArray[np.float32]
@@ -78,3 +79,8 @@ def evaluate(predict_fn: Callable[[FloatArray], FloatArray], cw: ClipWindows, n_
 def scores_table(per_fold: Sequence[dict[str, float]]) -> dict[str, Any]:
     keys = per_fold[0].keys() if per_fold else ()
     return {k: mean_std([f[k] for f in per_fold]) for k in keys}
+
+
+def scored_variant(condition: str) -> str:
+    """The copy a scored clip is read from in ``condition``: ``clean`` itself, or that evaluation room's copy."""
+    return CLEAN if condition == CLEAN else eval_variant(condition)

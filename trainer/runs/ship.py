@@ -13,10 +13,10 @@ import numpy.typing as npt
 from edge.bundle import MODEL_FILE, write_bundle_json
 from edge.decide.params import DecisionParams
 from trainer.augment.windows import cut_windows
-from trainer.data.plan import CLEAN, HOLDOUT, RunPlan, eval_variant
+from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
-from trainer.evaluate.scores import ClipWindows, score
+from trainer.evaluate.scores import ClipWindows, score, scored_variant
 from trainer.export.meta import bundle_meta
 from trainer.export.tflite import TfliteRunner, check_parity, run_tflite, to_tflite
 from trainer.model.recipes import Recipe
@@ -59,8 +59,8 @@ def ship(recipe: Recipe, data: Data, out: Path, *, plan: RunPlan, seed: int, thr
     int8_clip_pred = np.zeros(0, dtype=np.int64)
     parity_result = None
     for cond in (CONDITIONS_CLEAN, *severities):
-        variant = CLEAN if cond == CONDITIONS_CLEAN else eval_variant(cond)
-        cw = ClipWindows.build([data.store.get(data.clips[i].clip_id, variant) for i in test_idx], y_test, spec, hop)
+        cw = ClipWindows.build([data.store.get(data.clips[i].clip_id, scored_variant(cond)) for i in test_idx], y_test,
+                               spec, hop)
         x = prepare(cw.windows, spec, recipe)
         if cond == CONDITIONS_CLEAN:
             parity_result = check_parity(float_bytes, int8_bytes, x)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from edge.spec import FeatureSpec
 from trainer.data.plan import CLEAN
-from trainer.evaluate.scores import ClipWindows, Scores, score
+from trainer.evaluate.scores import ClipWindows, Scores, score, scored_variant
 from trainer.model.recipes import Recipe
 from trainer.tagger.adapt import adaptation_rows
 from trainer.tagger.embed import WindowEmbeddings
@@ -61,9 +61,14 @@ def fit(recipe: Recipe, data: TaggerData, train_idx: IntArray, copies: Sequence[
     return fit_arrays(np.concatenate(xs), np.concatenate(ys), len(data.labels), seed, recipe.head_c)
 
 
+def window_rows(data: TaggerData, idx: IntArray, variant: str) -> list[FloatArray]:
+    """The head's input windows of clips ``idx`` in ``variant``, one array per clip."""
+    return [embedding_of(data.emb.get(data.clip_ids[i], variant)) for i in idx]
+
+
 def window_probs(head: LinearHead | GenreHead, data: TaggerData, idx: IntArray, variant: str) -> ClipWindows:
     """``ClipWindows`` of clips ``idx`` in ``variant`` whose ``windows`` are the head's probabilities."""
-    rows = [embedding_of(data.emb.get(data.clip_ids[i], variant)) for i in idx]
+    rows = window_rows(data, idx, variant)
     owner = np.concatenate([np.full(r.shape[0], k, dtype=np.int64) for k, r in enumerate(rows)])
     return ClipWindows(head.predict(np.concatenate(rows)), owner, data.y[idx])
 
@@ -73,7 +78,7 @@ def evaluate(head: LinearHead | GenreHead, data: TaggerData, test_idx: IntArray,
     """Scores of the test clips clean (``"clean"``) and in each evaluation condition."""
     out = {}
     for cond in conditions:
-        cw = window_probs(head, data, test_idx, CLEAN if cond == CLEAN else f"eval/{cond}")
+        cw = window_probs(head, data, test_idx, scored_variant(cond))
         out[cond] = score(cw.windows, cw, len(data.labels))
     return out
 
@@ -105,8 +110,7 @@ def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx
                      "clip_accuracy": {k: v.clip_accuracy for k, v in scores.items()},
                      "unseen_mean": float(np.mean(unseen)) if unseen else float("nan")}
         if chosen == both and c_scale == 1.0:  # the shipped recipe's head: would adapting it to the room pay?
-            rows = {cond: [embedding_of(data.emb.get(data.clip_ids[i], CLEAN if cond == CLEAN else f"eval/{cond}"))
-                           for i in test_idx] for cond in macro}
+            rows = {cond: window_rows(data, test_idx, scored_variant(cond)) for cond in macro}
             for how, adapted in adaptation_rows(head, rows, data.y[test_idx], data.labels).items():
                 room = [v for k, v in adapted.items() if k.startswith("unseen_")]
                 out[f"{name}, re-standardised: {how}"] = {

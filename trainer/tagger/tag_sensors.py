@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from edge.decide.tags import TagSensorParams, log_odds
 from trainer.data.plan import CLEAN
+from trainer.evaluate.scores import scored_variant
 from trainer.tagger.export import N_TAGS, TAGS
 from trainer.tagger.fit import TaggerData, embedding_of
 from trainer.teacher.head import LinearHead, fit_arrays
@@ -137,7 +138,7 @@ def fit_sensors(data: TaggerData, train_idx: IntArray, test_idx: IntArray, copie
         raw_threshold = best_threshold(raw, np.tile(y_train, 1 + len(copies)))
         by_cond, by_cond_raw = {}, {}
         for cond in (CLEAN, *conditions):
-            variant = CLEAN if cond == CLEAN else f"eval/{cond}"
+            variant = scored_variant(cond)
             by_cond[cond] = _judged(clip_scores(data, test, variant, head_score), y_test, params[name].threshold)
             by_cond_raw[cond] = _judged(clip_scores(data, test, variant, tag_score), y_test, raw_threshold)
         report[name] = {"reads": params[name].tag, "positives": list(positives), "negatives": list(negatives),
