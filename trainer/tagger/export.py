@@ -39,7 +39,7 @@ TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists",
         "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
         "indie pop", "sad", "House", "happy")
 N_TAGS = len(TAGS)
-EXPORT_VERSION = 2  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
+EXPORT_VERSION = 3  # bump when the graph below changes: cached embeddings are keyed on the model's bytes anyway
 
 
 def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
