@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EX_USAGE, GenreError, UsageError
+from edge.errors import EX_USAGE, GenreError, SpecError, UsageError
 from edge.spec import musicnn_spec
 from trainer.augment.unseen import UNSEEN_CONDITIONS
 from trainer.data.dataset import DatasetError, default_cache_dir
@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--recipe", choices=sorted(k for k, r in RECIPES.items() if r.family == "tagger"),
                         default="tagger")
     stream.add_argument("--folds", type=int, default=3)
+    stream.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a recipe field (repeatable), e.g. hop_s=0.75: the grid the playlists are "
+                             "decided on (the hop table then covers its multiples up to the window)")
     ablate = sub.add_parser("ablate", parents=[common],
                             help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
     ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -129,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ablate":
             return _ablate(args, command)
         if args.command == "stream":
-            return stream_cv(args, command, _recipe(args.recipe, args))
+            recipe = _with_settings(_recipe(args.recipe, args), args.settings)
+            try:  # a hop the daemon would refuse is one clear error before any work (the labels do not matter)
+                musicnn_spec(("a", "b"), recipe.hop_s or 1.0)
+            except SpecError as exc:
+                raise UsageError(f"--set hop_s={recipe.hop_s:g}: {exc}") from None
+            return stream_cv(args, command, recipe)
         return _compare(args, command)
     except GenreError as exc:
         print(f"genre-train: error: {exc}", file=sys.stderr)
@@ -147,12 +155,15 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
     return get_recipe(name, epochs=args.epochs)
 
 
+def _with_settings(recipe: Recipe, settings: Sequence[str]) -> Recipe:
+    """``recipe`` with ``--set KEY=VALUE`` overrides (train, stream)."""
+    return dataclasses.replace(recipe, **ablate.parse_settings(settings, recipe)) if settings else recipe
+
+
 def _train(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
     data_dir, cache, severities = setup(args)
-    recipe = _recipe(args.recipe, args)
-    if args.settings:
-        recipe = dataclasses.replace(recipe, **ablate.parse_settings(args.settings, recipe))
+    recipe = _with_settings(_recipe(args.recipe, args), args.settings)
     clips, skipped = find_clips(data_dir, args.quick)
     if args.split == "clip":
         clips = with_negatives(clips, recipe, cache, data_dir, args.seed)
