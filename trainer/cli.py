@@ -132,12 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ablate":
             return _ablate(args, command)
         if args.command == "stream":
-            recipe = _with_settings(_recipe(args.recipe, args), args.settings)
-            try:  # a hop the daemon would refuse is one clear error before any work (the labels do not matter)
-                musicnn_spec(("a", "b"), recipe.hop_s or 1.0)
-            except SpecError as exc:
-                raise UsageError(f"--set hop_s={recipe.hop_s:g}: {exc}") from None
-            return stream_cv(args, command, recipe)
+            return stream_cv(args, command, _with_settings(_recipe(args.recipe, args), args.settings))
         return _compare(args, command)
     except GenreError as exc:
         print(f"genre-train: error: {exc}", file=sys.stderr)
@@ -156,14 +151,23 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
 
 
 def _with_settings(recipe: Recipe, settings: Sequence[str]) -> Recipe:
-    """``recipe`` with ``--set KEY=VALUE`` overrides (train, stream)."""
-    return dataclasses.replace(recipe, **ablate.parse_settings(settings, recipe)) if settings else recipe
+    """``recipe`` with ``--set KEY=VALUE`` overrides (train, stream); a tagger hop the daemon would refuse is one
+    usage error before any work."""
+    if not settings:
+        return recipe
+    recipe = dataclasses.replace(recipe, **ablate.parse_settings(settings, recipe))
+    if recipe.family == "tagger" and recipe.hop_s is not None:
+        try:
+            musicnn_spec(("a", "b"), recipe.hop_s)  # only the hop is in question: any two labels
+        except SpecError as exc:
+            raise UsageError(f"--set hop_s={recipe.hop_s:g}: {exc}") from None
+    return recipe
 
 
 def _train(args: argparse.Namespace, command: str) -> int:
     started = time.perf_counter()
+    recipe = _with_settings(_recipe(args.recipe, args), args.settings)  # a bad setting: nothing written
     data_dir, cache, severities = setup(args)
-    recipe = _with_settings(_recipe(args.recipe, args), args.settings)
     clips, skipped = find_clips(data_dir, args.quick)
     if args.split == "clip":
         clips = with_negatives(clips, recipe, cache, data_dir, args.seed)

@@ -170,12 +170,15 @@ def test_a_bad_l2_sweep_value_is_one_usage_error_before_any_work(tmp_path: Path)
     assert not (tmp_path / "o").exists()
 
 
-def test_a_stream_hop_longer_than_the_window_is_one_usage_error_before_any_work(tmp_path: Path) -> None:
-    proc = _run(["stream", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--set", "hop_s=4"],
-                cwd=tmp_path, timeout=60)
+@pytest.mark.parametrize(("command", "hop"), [("stream", "4"), ("stream", "0"), ("train", "0")])
+def test_a_tagger_hop_the_daemon_refuses_is_one_usage_error_before_any_work(tmp_path: Path, command: str,
+                                                                            hop: str) -> None:
+    recipe = ["--recipe", "tagger"] if command == "train" else []
+    proc = _run([command, "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), *recipe, "--set",
+                 f"hop_s={hop}"], cwd=tmp_path, timeout=60)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("genre-train: error: --set hop_s=4: invalid feature spec: hop_s must be in (0, "), last
+    assert last.startswith(f"genre-train: error: --set hop_s={hop}: invalid feature spec: hop_s must be in (0, "), last
     assert not (tmp_path / "o").exists()
 
 

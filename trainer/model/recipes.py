@@ -68,7 +68,7 @@ class Recipe:
     noise_copies: int = 0
     head_c: float = 0.05  # the linear head's inverse L2 strength (1706 standardised inputs)
     # The hop the bundle ships with (FeatureSpec.hop_s; the daemon's default, the rule is tuned at it). None =
-    # the spec's default. The tagger costs ~41 ms a window on one x86 core: 1.5 s keeps it under 3 %.
+    # the spec's default. The tagger costs ~6 ms a window on one x86 core, ~0.05-0.08 s on a Pi 4 (estimated).
     hop_s: float | None = None
     notes: str = ""
 

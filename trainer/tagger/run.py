@@ -45,7 +45,7 @@ def tagger_data(clips: Any, skipped: Any, recipe: Recipe, cache: Path, data_dir:
                 workers: int | None) -> tuple[list[Any], Any, list[str], str, Any]:
     """Decodable clips, the skipped ones, their artist groups, the protocol, the tagger's spec."""
     labels = tuple(sorted({c.genre for c in clips}))
-    spec = musicnn_spec(labels, recipe.hop_s or 1.0)
+    spec = musicnn_spec(labels, 1.0 if recipe.hop_s is None else recipe.hop_s)
     clips, skipped, _ = decodable(clips, skipped, spec, cache, workers)
     groups, protocol = groups_of(data_dir, clips)
     return clips, skipped, groups, protocol, spec
