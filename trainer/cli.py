@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EX_USAGE, GenreError, SpecError, UsageError
+from edge.errors import EX_USAGE, GenreError, UsageError
 from edge.spec import musicnn_spec
 from trainer.augment.unseen import UNSEEN_CONDITIONS
 from trainer.data.dataset import DatasetError, default_cache_dir
@@ -151,17 +151,8 @@ def _recipe(name: str, args: argparse.Namespace) -> Recipe:
 
 
 def _with_settings(recipe: Recipe, settings: Sequence[str]) -> Recipe:
-    """``recipe`` with ``--set KEY=VALUE`` overrides (train, stream); a tagger hop the daemon would refuse is one
-    usage error before any work."""
-    if not settings:
-        return recipe
-    recipe = dataclasses.replace(recipe, **ablate.parse_settings(settings, recipe))
-    if recipe.family == "tagger" and recipe.hop_s is not None:
-        try:
-            musicnn_spec(("a", "b"), recipe.hop_s)  # only the hop is in question: any two labels
-        except SpecError as exc:
-            raise UsageError(f"--set hop_s={recipe.hop_s:g}: {exc}") from None
-    return recipe
+    """``recipe`` with ``--set KEY=VALUE`` overrides (train, stream), checked before any work."""
+    return dataclasses.replace(recipe, **ablate.parse_settings(settings, recipe)) if settings else recipe
 
 
 def _train(args: argparse.Namespace, command: str) -> int:

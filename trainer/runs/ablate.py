@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import UsageError
+from edge.errors import SpecError, UsageError
+from edge.spec import musicnn_spec
 from trainer.evaluate.metrics import mean_std
 from trainer.model.recipes import Recipe
 from trainer.runs.compare import compare
@@ -34,7 +35,12 @@ def parse_settings(pairs: Sequence[str], recipe: Recipe) -> dict[str, Any]:
         if not sep or key not in fields:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
         out[key] = _coerce(key, text.strip(), hints[key])
-    dataclasses.replace(recipe, **out)  # the recipe's own checks, if any, before an hour of training
+    changed = dataclasses.replace(recipe, **out)  # the recipe's own checks, if any, before an hour of training
+    if changed.family == "tagger" and changed.hop_s is not None:  # a hop the daemon would refuse
+        try:
+            musicnn_spec(("a", "b"), changed.hop_s)  # only the hop is in question: any two labels
+        except SpecError as exc:
+            raise UsageError(f"--set hop_s={changed.hop_s:g}: {exc}") from None
     return out
 
 
