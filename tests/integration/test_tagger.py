@@ -32,7 +32,8 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The embedding model exported twice: float16-stored weights (what ships) and float32."""
+    """The published tagger exported twice, float16-stored weights and float32 (no level step: what the reference
+    holds), and the embedding model as it ships (float16, with the level step)."""
     out = tmp_path_factory.mktemp("tagger")
     code = f"""
         from pathlib import Path
@@ -40,13 +41,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         from trainer.teacher.musicnn import read_checkpoint
         from trainer.teacher.wheel import checkpoint_dir
         variables = read_checkpoint(checkpoint_dir(Path({str(default_cache_dir())!r})))
-        Path({str(out / "f16.tflite")!r}).write_bytes(convert(variables, None))
-        Path({str(out / "f32.tflite")!r}).write_bytes(convert(variables, None, float16=False))
+        Path({str(out / "f16.tflite")!r}).write_bytes(convert(variables, None, level=False))
+        Path({str(out / "f32.tflite")!r}).write_bytes(convert(variables, None, float16=False, level=False))
+        Path({str(out / "shipped.tflite")!r}).write_bytes(convert(variables, None))
     """
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=_env(), capture_output=True,
                           text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"f16": out / "f16.tflite", "f32": out / "f32.tflite"}
+    return {"f16": out / "f16.tflite", "f32": out / "f32.tflite", "shipped": out / "shipped.tflite"}
 
 
 @pytest.mark.slow
@@ -58,8 +60,8 @@ def test_the_edge_front_end_through_the_exported_tagger_reproduces_the_reference
     spec = musicnn_spec(("a", "b"))
     worst = {"f16": 0.0, "f32": 0.0}
     emb_rel = 0.0
-    for name, path in exported.items():
-        model = TfliteModel(path)
+    for name in ("f16", "f32"):
+        model = TfliteModel(exported[name])
         assert model.input_shape == (1, 188, 96) and model.output_size == 50 + 1706
         for k, clip in enumerate(ref["clips"]):
             frames = mfcc(load_audio(GTZAN / str(clip), spec.sample_rate), spec)
@@ -74,6 +76,37 @@ def test_the_edge_front_end_through_the_exported_tagger_reproduces_the_reference
     assert worst["f32"] < 1e-3
     assert worst["f16"] < 5e-3 and emb_rel < 1e-2
     assert exported["f16"].stat().st_size < 2_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (GTZAN / "manifest.csv").is_file(), reason=f"GTZAN subset not found at {GTZAN}")
+def test_the_shipped_graph_hears_music_alike_at_any_level_the_gate_lets_through(exported: dict[str, Path]) -> None:
+    """The same 3 s of music played 10 dB louder or up to 30 dB quieter than -20 dBFS: the published tagger's
+    embedding moves by a fifth to two thirds of its length, the shipped graph's (level step first) by a few per
+    cent (most at -50 dBFS, where a quiet piece's faint bands already fall into float16's subnormals in the front
+    end, before the step can lift them), and at -20 dBFS the two graphs agree (the step leaves that level alone)."""
+    spec = musicnn_spec(("a", "b"))
+    published, shipped = TfliteModel(exported["f16"]), TfliteModel(exported["shipped"])
+    moved: dict[str, list[float]] = {"published": [], "shipped": []}
+    for clip in ("jazz/jazz.00011.ogg", "metal/metal.00002.ogg", "classical/classical.00011.ogg"):
+        audio = load_audio(GTZAN / clip, spec.sample_rate)[5 * spec.sample_rate :][: spec.window_span_samples]
+        audio = audio / np.sqrt(np.mean(np.square(audio)))  # 0 dBFS RMS; the gains below set the level
+
+        def embedding(model: TfliteModel, dbfs: float, x: np.ndarray = audio) -> np.ndarray:
+            frames = mfcc(x * 10 ** (dbfs / 20), spec)[: spec.frames_per_window]
+            out: np.ndarray = model.run(frames)[50:]
+            return out
+
+        ref = embedding(published, -20)
+        at_level = embedding(shipped, -20)
+        assert np.linalg.norm(at_level - ref) < 0.03 * np.linalg.norm(ref), clip
+        for dbfs in (-10, -30, -40, -50):
+            for name, model in (("published", published), ("shipped", shipped)):
+                moved[name].append(float(np.linalg.norm(embedding(model, dbfs) - ref) / np.linalg.norm(ref)))
+    print({k: [round(v, 3) for v in vs] for k, vs in moved.items()})
+    assert max(moved["shipped"]) < 0.1
+    assert all(s < p / 3 for s, p in zip(moved["shipped"], moved["published"], strict=True))
+    assert min(moved["published"]) > 0.1  # the level really moves the published tagger: the check can fail
 
 
 @pytest.mark.slow
