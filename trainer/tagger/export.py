@@ -114,8 +114,10 @@ def _at_level(tf: Any, log_mel: Any) -> Any:
     """``log10(10000 g x + 1)`` from ``log10(10000 x + 1)``: ``g`` brings the window's mean mel power x to
     :data:`LEVEL_DBFS`'s, boosting by at most :data:`MAX_BOOST_DB`. A normalised window stays within the bound
     the pruned front end assumes (``musicnn.LOG_MEL_MAX``): no mel value can exceed the window's 188 x 96 values
-    times the target mean, 4 orders of magnitude under float16's largest."""
-    scaled = tf.exp(log_mel * _LN10) - 1.0  # 10000 x
+    times the target mean (~2800), 24 times under float16's largest."""
+    # 10000 x, never below 0: the float16-stored inverse DCT leaves near-silent bands a little under 0, and a 30 dB
+    # boost of that made log() of a negative number (NaN) in quiet noise windows just above the silence gate.
+    scaled = tf.maximum(tf.exp(log_mel * _LN10) - 1.0, 0.0)
     mean = tf.reduce_mean(scaled, axis=[1, 2], keepdims=True) / 10000.0
     gain = tf.minimum(_TARGET_MEAN_MEL / tf.maximum(mean, 1e-30), 10.0 ** (MAX_BOOST_DB / 10.0))
     return tf.math.log(gain * scaled + 1.0) / _LN10
