@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from edge.audio import load_audio
-from edge.features import mfcc
+from edge.features import mfcc, window_starts
 from edge.runtime import TfliteModel
 from edge.spec import musicnn_spec
+from tests.support.trainer_cli import run_trainer
 from trainer.data.dataset import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +133,7 @@ def test_the_shipped_graph_stays_finite_on_quiet_talk_under_noise(exported: dict
     for variant in ("noise/1", "noise/5"):
         x = variant_audio(audio, spec.sample_rate, sha, variant, tmp_path, 0)
         frames = mfcc(x, spec)
-        for s in range(0, frames.shape[0] - spec.frames_per_window + 1, spec.frames_per_window):
+        for s in window_starts(frames.shape[0], spec, spec.frames_per_window):
             window = x[s * spec.hop_length : s * spec.hop_length + spec.window_span_samples]
             levels.append(10 * np.log10(np.mean(np.square(window)) + 1e-20))
             assert np.isfinite(model.run(frames[s : s + spec.frames_per_window])).all(), (variant, s, levels[-1])
@@ -148,9 +149,8 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     clips only, scores the test clips in the training chain's rooms and the unseen family, checks the exported
     graph against its own computation and writes a bundle that genre-predict runs."""
     out = tmp_path / "bundle"
-    proc = subprocess.run([sys.executable, "-m", "trainer", "train", "--quick", "--recipe", "tagger", "--data",
-                           str(GTZAN), "--out", str(out), "--workers", "2"], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=880)
+    proc = run_trainer(["train", "--quick", "--recipe", "tagger", "--data", str(GTZAN), "--out", str(out), "--workers",
+                        "2"], cwd=tmp_path, timeout=880)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     shipped = report["shipped"]
