@@ -31,6 +31,7 @@ from trainer.report.render import PUBLISHED_FAULT_FILTERED, update_report
 from trainer.runs import ablate
 from trainer.runs.compare import RUN_KINDS, compare, segment_split_fold, velardo_segments
 from trainer.runs.fit import base_spec, decodable, find_clips, load_data, train_copies
+from trainer.runs.level import level_command
 from trainer.runs.setup import data_section, groups_of, save_plan, setup, skipped_rows
 from trainer.runs.ship import ship
 from trainer.tagger.cv import tagger_folds
@@ -104,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="change a recipe field (repeatable), e.g. hop_s=0.75: the grid the playlists are "
                              "decided on (the hop table then covers its multiples up to the window)")
+    level = sub.add_parser("level", parents=[common],
+                           help="a bundle (--out) on its own held-out music clips played at -10 to -50 dBFS, "
+                                "through the device's code; merged into its report (every tagger train runs it too)")
+    level.add_argument("--max-per-genre", type=int, default=None, metavar="N",
+                       help="only the first N held-out clips of each genre (a quick look; default all)")
     ablate = sub.add_parser("ablate", parents=[common],
                             help="k-fold CV by artist of the default recipe with changed knobs, clean vs one severity")
     ablate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -131,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, command)
         if args.command == "ablate":
             return _ablate(args, command)
+        if args.command == "level":
+            return level_command(args, command)
         if args.command == "stream":
             return stream_cv(args, command, _with_settings(_recipe(args.recipe, args), args.settings))
         return _compare(args, command)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -162,6 +163,9 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     assert {r["head_c"] for k, r in ablations.items() if "L2" not in k} == {shipped["recipe"]["head_c"]}
     adapted = [r for k, r in ablations.items() if ", re-standardised: " in k]  # the recipe's head (quick: 1+1 copies)
     assert len(adapted) == 4 and all(set(r["macro"]) == conditions for r in adapted)  # both histories, both blends
+    level = report["level_check"]  # the bundle itself on its held-out music from -10 dBFS to the silence gate
+    assert [r["level_dbfs"] for r in level["rows"]] == [-10, -20, -30, -40, -45, -50]
+    assert level["bundle"] == shipped["version"] and "### Playback level" in (out / "report.md").read_text()
     check = shipped["bundle_check"]
     print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")
     assert check["max_abs_prob_diff"] < 0.02 and shipped["parity"]["top1_agreement"] >= 0.95
@@ -183,3 +187,29 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     assert predict.returncode == 0, predict.stderr
     lines = [json.loads(line) for line in predict.stdout.splitlines() if line.strip()]
     assert len(lines) >= 15  # 30 s at the bundle's 1.5 s hop
+
+
+@pytest.mark.skipif(not (GTZAN / "manifest.csv").is_file(), reason=f"GTZAN subset not found at {GTZAN}")
+def test_genre_train_level_scores_a_bundle_on_its_held_out_music_at_every_level(tmp_path: Path) -> None:
+    """``genre-train level`` on a copy of the shipped bundle: its held-out music, one clip a genre, at six levels
+    through the device's own code, merged into the copy's report. The shipped graph levels every window, so the
+    quietest row scores as the loud ones (the bundle before the level step fell from 92 % to 36 % of the clips)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(REPO / "edge" / "models" / "default", bundle)
+    proc = run_trainer(["level", "--max-per-genre", "1", "--data", str(GTZAN), "--out", str(bundle)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((bundle / "report.json").read_text())
+    level = report["level_check"]
+    rows = {r["level_dbfs"]: r for r in level["rows"]}
+    assert level["clips"] == 10 and set(rows) == {-10, -20, -30, -40, -45, -50}
+    assert "shipped" in report  # merged: the ship's sections stay
+    print({d: round(r["clip_accuracy"], 2) for d, r in rows.items()})
+    assert rows[-50]["clip_accuracy"] >= rows[-20]["clip_accuracy"] - 0.1 >= 0.5
+    assert rows[-50]["windows_as_not_music"] <= 0.1
+    assert "| clip accuracy % |" in (bundle / "report.md").read_text()
+    # No held-out list beside the model: one clear error, nothing written.
+    (bundle / "split.json").unlink()
+    (bundle / "report.json").unlink()
+    proc = run_trainer(["level", "--data", str(GTZAN), "--out", str(bundle)], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("error:") == 1 and "split.json" in proc.stderr
+    assert not (bundle / "report.json").exists()

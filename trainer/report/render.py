@@ -271,6 +271,23 @@ def _tag_sensor_lines(sensors: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _level_lines(level: dict[str, Any] | None) -> list[str]:
+    """trainer.evaluate.level_check's rows: the bundle on its held-out music played at fixed levels."""
+    if not level:
+        return []
+    rows = level["rows"]
+    return ["### Playback level (the bundle through the device's front end, held-out music clips)", "",
+            f"Each of {level['clips']} held-out music clips scaled to one RMS level (as recorded: median "
+            f"{level['original_rms_dbfs_median']:.1f} dBFS); the daemon's silence gate is at -50 dBFS by default. "
+            f"Bundle {level.get('bundle', '?')}.", "",
+            "| level dBFS | " + " | ".join(f"{r['level_dbfs']:g}" for r in rows) + " |",
+            "|---|" + "---|" * len(rows),
+            "| clip accuracy % | " + " | ".join(_pct(r["clip_accuracy"]) for r in rows) + " |",
+            "| genre macro % | " + " | ".join(_pct(r["clip_macro_accuracy"]) for r in rows) + " |",
+            "| windows heard as not-music % | " + " | ".join(_pct(r["windows_as_not_music"]) for r in rows) + " |",
+            ""]
+
+
 def render_md(doc: dict[str, Any]) -> str:
     out = ["# genre-pi trainer report", ""]
     data = doc.get("data") or doc.get("data_compare")
@@ -322,6 +339,7 @@ def render_md(doc: dict[str, Any]) -> str:
         out += ["Per genre (clip level, int8, held-out test):", "", *_per_genre(shipped["per_genre_clip_int8"]), "",
                 "![confusion](confusion.png) ![curves](curves.png)", "",
                 f"Rebuild: `{shipped['command']}`", ""]
+    out += _level_lines(doc.get("level_check"))
     protocol = doc.get("protocol", "clip")
     cv = doc.get("cv", {})
     if "recipes" in doc:

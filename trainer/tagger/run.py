@@ -81,13 +81,14 @@ def train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
     shipped["wall_seconds"] = time.perf_counter() - started
     playlist_run = shipped.pop("playlist_run")
     ablations = shipped.pop("tagger_ablations")
+    level = shipped.pop("level_check")  # the report's own section, as `genre-train level` writes it
     plot_confusion(args.out / "confusion.png", shipped["confusion_clip_int8"], labels,
                    f"held-out clips, shipped tagger ({shipped['test_clips']} clips)")
     plot_timelines(args.out, "playlist", playlist_run.timeline, labels,
                    "shipped tagger, held-out clips, its tuned rule: truth above, published below")
     section = clips_section(data_dir, clips, labels, data.counts(), skipped, data.emb.computed, data.emb.cached)
     # Without --no-ablations' fits the report keeps the previous rows (the same split and seed give the same ones).
-    update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped,
+    update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped, "level_check": level,
                              **({"tagger_ablations": ablations} if ablations else {}),
                              "recipe_definitions": {recipe.name: recipe.to_dict()}})
     log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,

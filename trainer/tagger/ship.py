@@ -15,9 +15,11 @@ import numpy.typing as npt
 from edge.audio import load_audio
 from edge.bundle import MODEL_FILE, write_bundle_json
 from edge.decide.params import DecisionParams
+from edge.decide.states import REJECT_LABELS
 from edge.decide.tags import sensor_params
 from edge.features import mfcc
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
+from trainer.evaluate.level_check import level_check
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
 from trainer.evaluate.scores import ClipWindows, score
@@ -79,6 +81,14 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     log.info("bundle vs trainer on %d windows: top-1 agreement %.4f, max |dp| %.4f (sensor heads %.4f)",
              windows.shape[0], check.top1_agreement, prob_dp, sensor_dp)
 
+    # The bundle itself on the held-out music played from loud to the silence gate (trainer.evaluate.level_check).
+    music = [i for i in test_idx if data.labels[data.y[i]] not in REJECT_LABELS]
+    level = level_check(TfliteRunner(model_bytes), [(int(data.y[i]), load_audio(data.clips[i].path,
+                                                                                 data.spec.sample_rate))
+                                                    for i in music], data.spec)
+    log.info("level check: %s", ", ".join(f"{r['level_dbfs']:g} dBFS {100 * r['clip_accuracy']:.0f} %"
+                                          for r in level["rows"]))
+
     # The rule: tuned on cross-fitted playlists of the training clips (trainer.tagger.stream), judged on the
     # held-out clips' playlists scored by the shipped head.
     spec = data.spec
@@ -132,6 +142,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
         "per_genre_by_condition": {k: per_class(confusion(data.y[test_idx], v.clip_pred, n), data.labels)
                                    for k, v in scores.items()},
         "false_genre": false_genre,
+        "level_check": {**level, "bundle": version, "command": command},
         "playlist_run": playlist_run,
         "tagger_ablations": ablated,
         "tag_sensors": sensor_report,
