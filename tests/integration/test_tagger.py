@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from edge.audio import load_audio
+from edge.decide.gates import dbfs_from_mean_square
 from edge.features import mfcc, window_starts
 from edge.runtime import TfliteModel
 from edge.spec import musicnn_spec
@@ -136,7 +137,7 @@ def test_the_shipped_graph_stays_finite_on_quiet_talk_under_noise(exported: dict
         frames = mfcc(x, spec)
         for s in window_starts(frames.shape[0], spec, spec.frames_per_window):
             window = x[s * spec.hop_length : s * spec.hop_length + spec.window_span_samples]
-            levels.append(10 * np.log10(np.mean(np.square(window)) + 1e-20))
+            levels.append(dbfs_from_mean_square(float(np.mean(np.square(window)))))
             assert np.isfinite(model.run(frames[s : s + spec.frames_per_window])).all(), (variant, s, levels[-1])
     print(f"{len(levels)} windows at {min(levels):.1f}..{max(levels):.1f} dBFS, all finite")
     assert min(levels) < -45  # the quiet regime where the boost is large: the check can fail

@@ -7,7 +7,8 @@ import pytest
 
 from edge.features import mfcc
 from edge.spec import musicnn_spec
-from trainer.evaluate.level_check import LEVELS_DBFS, at_level, level_check, rms_dbfs
+from tests.support.audio import rms_dbfs
+from trainer.evaluate.level_check import LEVELS_DBFS, at_level, level_check
 
 SR = 16000
 LABELS = ("blues", "jazz", "not_music")

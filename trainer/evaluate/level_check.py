@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.decide.gates import dbfs_from_mean_square
 from edge.decide.states import REJECT_LABELS
 from edge.features import mfcc
 from edge.spec import FeatureSpec
@@ -26,18 +27,18 @@ Predict = Callable[[FloatArray], FloatArray]  # model inputs (n, ...) -> probabi
 LEVELS_DBFS = (-10.0, -20.0, -30.0, -40.0, -45.0, -50.0)  # down to the daemon's default silence gate
 
 
-def rms_dbfs(audio: FloatArray) -> float:
-    """The clip's RMS in dBFS (a full-scale sine is -3); -inf for digital silence."""
-    ms = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
-    return 10.0 * np.log10(ms) if ms > 0 else -np.inf
+def _mean_square(audio: FloatArray) -> float:
+    return float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
 
 
 def at_level(audio: FloatArray, dbfs: float) -> FloatArray:
-    """``audio`` scaled to an RMS of ``dbfs``, clipped to full scale as a sound card would; silence stays silent."""
-    now = rms_dbfs(audio)
-    if not np.isfinite(now):
+    """``audio`` scaled to an RMS of ``dbfs`` (the daemon's gate's dBFS), clipped to full scale as a sound card would;
+    digital silence stays silent."""
+    ms = _mean_square(audio)
+    if ms <= 0.0:
         return np.asarray(audio, dtype=np.float32)
-    out: FloatArray = np.clip(audio * np.float32(10 ** ((dbfs - now) / 20)), -1.0, 1.0).astype(np.float32)
+    gain = 10 ** ((dbfs - dbfs_from_mean_square(ms)) / 20)
+    out: FloatArray = np.clip(audio * np.float32(gain), -1.0, 1.0).astype(np.float32)
     return out
 
 
@@ -59,7 +60,12 @@ def level_check(predict: Predict, clips: Sequence[tuple[int, FloatArray]], spec:
         rows.append({"level_dbfs": float(level), "clip_accuracy": s.clip_accuracy,
                      "clip_macro_accuracy": s.clip_macro_accuracy, "windows_as_not_music": as_reject})
     return {"clips": len(clips), "rows": rows,
-            "original_rms_dbfs_median": float(np.median([rms_dbfs(a) for _, a in clips]))}
+            "original_rms_dbfs_median": float(np.median([dbfs_from_mean_square(_mean_square(a)) for _, a in clips]))}
 
 
-__all__ = ["LEVELS_DBFS", "at_level", "level_check", "rms_dbfs"]
+def summary(result: dict[str, Any]) -> str:
+    """One log line of :func:`level_check`'s rows: clip accuracy per level."""
+    return ", ".join(f"{r['level_dbfs']:g} dBFS {100 * r['clip_accuracy']:.0f} %" for r in result["rows"])
+
+
+__all__ = ["LEVELS_DBFS", "at_level", "level_check", "summary"]

@@ -19,7 +19,7 @@ from edge.errors import UsageError
 from edge.features import normalize_window
 from trainer.data.dataset import Clip
 from trainer.data.plan import HOLDOUT, PLAN_FILE, RunPlan
-from trainer.evaluate.level_check import FloatArray, Predict, level_check
+from trainer.evaluate.level_check import FloatArray, Predict, level_check, summary
 from trainer.report.render import update_report
 from trainer.runs.fit import find_clips
 from trainer.runs.setup import setup
@@ -69,7 +69,7 @@ def level_command(args: argparse.Namespace, command: str) -> int:
               "command": command, "seconds": time.perf_counter() - started}
     update_report(args.out, {"level_check": result})
     log.info("level check of %s on %d held-out music clips: %s", bundle.version, len(music),
-             ", ".join(f"{r['level_dbfs']:g} dBFS {100 * r['clip_accuracy']:.0f} %" for r in result["rows"]))
+             summary(result))
     return 0
 
 

@@ -20,6 +20,7 @@ from edge.decide.tags import sensor_params
 from edge.features import mfcc
 from trainer.data.plan import CLEAN, HOLDOUT, RunPlan
 from trainer.evaluate.level_check import level_check
+from trainer.evaluate.level_check import summary as level_summary
 from trainer.evaluate.metrics import confusion, per_class, thin_genres
 from trainer.evaluate.reject import false_genre_report
 from trainer.evaluate.scores import ClipWindows, score
@@ -86,8 +87,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     level = level_check(TfliteRunner(model_bytes), [(int(data.y[i]), load_audio(data.clips[i].path,
                                                                                  data.spec.sample_rate))
                                                     for i in music], data.spec)
-    log.info("level check: %s", ", ".join(f"{r['level_dbfs']:g} dBFS {100 * r['clip_accuracy']:.0f} %"
-                                          for r in level["rows"]))
+    log.info("level check: %s", level_summary(level))
 
     # The rule: tuned on cross-fitted playlists of the training clips (trainer.tagger.stream), judged on the
     # held-out clips' playlists scored by the shipped head.
