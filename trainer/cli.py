@@ -32,15 +32,13 @@ from trainer.runs import ablate
 from trainer.runs.compare import RUN_KINDS, compare, segment_split_fold, velardo_segments
 from trainer.runs.fit import base_spec, decodable, find_clips, load_data, train_copies
 from trainer.runs.level import level_command
-from trainer.runs.setup import data_section, groups_of, save_plan, setup, skipped_rows
+from trainer.runs.setup import attach_teacher, data_section, groups_of, save_plan, setup, skipped_rows
 from trainer.runs.ship import ship
 from trainer.tagger.cv import tagger_folds
 from trainer.tagger.embed import embed_windows
 from trainer.tagger.export import embedding_model
 from trainer.tagger.fit import TaggerData
 from trainer.tagger.run import stream_cv, train_tagger, with_negatives
-from trainer.teacher.embed import embed_clips
-from trainer.teacher.wheel import LICENCE
 
 log = logging.getLogger("genre-train")
 
@@ -185,7 +183,7 @@ def _train(args: argparse.Namespace, command: str) -> int:
                       test_copies=eval_variants(severities), skipped=skipped_rows(skipped))
     save_plan(args, plan, protocol)
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
-    teacher_info = _attach_teacher(data, plan, recipe, cache, args.workers)
+    teacher_info = attach_teacher(data, plan, recipe, cache, args.workers)
     log.info("features ready for %d clips (%d computed, %d cached) in %.0f s; held-out split by %s", len(data.clips),
              data.store.computed, data.store.cache_hits, time.perf_counter() - started, protocol)
 
@@ -214,23 +212,6 @@ def _train(args: argparse.Namespace, command: str) -> int:
              shipped["clip_accuracy_int8"], shipped["clip_accuracy_float"], shipped["clip_macro_accuracy_int8"],
              shipped["tflite_bytes"], shipped["wall_seconds"])
     return 0
-
-
-def _attach_teacher(data: Any, plan: Any, recipe: Recipe, cache: Path, workers: int | None) -> dict[str, Any]:
-    """Teacher embeddings of every clip and the plan's artist groups, for a recipe that distils."""
-    if not recipe.teacher_weight:
-        return {}
-    t0 = time.perf_counter()
-    got = embed_clips([(c.path, c.sha256) for c in data.clips], cache, workers=workers)
-    if got.failed:
-        raise DatasetError(f"the teacher could not read {len(got.failed)} clips: {next(iter(got.failed.values()))}")
-    data.teacher = {c.clip_id: got.by_sha[c.sha256] for c in data.clips}
-    data.groups = dict(zip(plan.clip_ids, plan.groups, strict=True))
-    log.info("teacher embeddings for %d clips (%d computed, %d cached) in %.0f s", len(data.clips), got.computed,
-             got.cached, time.perf_counter() - t0)
-    return {"model": "musicnn MSD_musicnn", "licence": LICENCE, "version": got.version,
-            "embeddings_computed": got.computed, "embeddings_cached": got.cached,
-            "seconds": time.perf_counter() - t0}
 
 
 def _train_leaky(args: argparse.Namespace, command: str, recipe: Recipe, clips: Any, skipped: Any, cache: Path,
@@ -275,7 +256,7 @@ def _cv_setup(args: argparse.Namespace, recipes: dict[str, Recipe], spec_recipe:
     data = load_data(clips, skipped, spec, plan.variants, cache, args.workers, probed=probed)
     for recipe in recipes.values():
         if recipe.teacher_weight:
-            _attach_teacher(data, plan, recipe, cache, args.workers)
+            attach_teacher(data, plan, recipe, cache, args.workers)
             break
     return data_dir, data, plan, protocol
 

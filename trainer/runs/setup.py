@@ -1,19 +1,24 @@
 """What every ``genre-train`` command does before its own work: find the data folder and cache, read the artist
-groups, record skipped clips and the plan, describe the data in the report."""
+groups, record skipped clips and the plan, describe the data in the report, attach the teacher's embeddings for a
+recipe that distils."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edge.errors import UsageError
-from trainer.data.dataset import default_cache_dir
+from trainer.data.dataset import DatasetError, default_cache_dir
 from trainer.data.groups import artist_groups, read_artist_meta
 from trainer.data.plan import HOLDOUT
+from trainer.model.recipes import Recipe
 from trainer.runs.fit import severities_available
+from trainer.teacher.embed import embed_clips
+from trainer.teacher.wheel import LICENCE
 
 log = logging.getLogger("genre-train")
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -72,3 +77,20 @@ def save_plan(args: argparse.Namespace, plan: Any, protocol: str) -> None:
                                "test_fraction": args.test_fraction,
                                "train": [c for c in plan.clip_ids if holdout.part[c] == 0],
                                "test": [c for c in plan.clip_ids if holdout.part[c] == 1]})
+
+
+def attach_teacher(data: Any, plan: Any, recipe: Recipe, cache: Path, workers: int | None) -> dict[str, Any]:
+    """Teacher embeddings of every clip and the plan's artist groups, for a recipe that distils."""
+    if not recipe.teacher_weight:
+        return {}
+    t0 = time.perf_counter()
+    got = embed_clips([(c.path, c.sha256) for c in data.clips], cache, workers=workers)
+    if got.failed:
+        raise DatasetError(f"the teacher could not read {len(got.failed)} clips: {next(iter(got.failed.values()))}")
+    data.teacher = {c.clip_id: got.by_sha[c.sha256] for c in data.clips}
+    data.groups = dict(zip(plan.clip_ids, plan.groups, strict=True))
+    log.info("teacher embeddings for %d clips (%d computed, %d cached) in %.0f s", len(data.clips), got.computed,
+             got.cached, time.perf_counter() - t0)
+    return {"model": "musicnn MSD_musicnn", "licence": LICENCE, "version": got.version,
+            "embeddings_computed": got.computed, "embeddings_cached": got.cached,
+            "seconds": time.perf_counter() - t0}
