@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _recipe(name: str, args: argparse.Namespace) -> Recipe:
     if args.quick:
         return get_recipe(name, epochs=args.epochs or 2, aug_copies=min(RECIPES[name].aug_copies, 1),
-                          noise_copies=min(RECIPES[name].noise_copies, 1), crops_per_clip=6,
+                          noise_copies=min(RECIPES[name].noise_copies, 1),
+                          reverb_copies=min(RECIPES[name].reverb_copies, 1), crops_per_clip=6,
                           negatives=min(RECIPES[name].negatives, 3) or None)
     return get_recipe(name, epochs=args.epochs)
 

@@ -160,9 +160,10 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     conditions = set(shipped["robustness_int8"])
     assert {"clean", "mild", "typical", "harsh", "unseen_room", "unseen_hiss"} <= conditions
     ablations = report["tagger_ablations"]  # every lever's head on the same split, the L2 strength among them
-    assert ablations["clean + both, 10x stronger L2"]["head_c"] == pytest.approx(shipped["recipe"]["head_c"] / 10)
+    strong = ablations["clean + both + FDN rooms, 10x stronger L2"]
+    assert strong["head_c"] == pytest.approx(shipped["recipe"]["head_c"] / 10)
     assert {r["head_c"] for k, r in ablations.items() if "L2" not in k} == {shipped["recipe"]["head_c"]}
-    adapted = [r for k, r in ablations.items() if ", re-standardised: " in k]  # the recipe's head (quick: 1+1 copies)
+    adapted = [r for k, r in ablations.items() if ", re-standardised: " in k]  # the recipe's head (quick: 1+1+1 copies)
     assert len(adapted) == 4 and all(set(r["macro"]) == conditions for r in adapted)  # both histories, both blends
     level = report["level_check"]  # the bundle itself on its held-out music from -10 dBFS to the silence gate
     assert [r["level_dbfs"] for r in level["rows"]] == [-10, -20, -30, -40, -45, -50]

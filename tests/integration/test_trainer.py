@@ -188,7 +188,7 @@ def test_a_gtzan_download_with_its_broken_file_trains_with_the_room_chain(tmp_pa
     assert set(plan["train"]) | set(plan["test"]) == set(clips) and not set(plan["train"]) & set(plan["test"])
     unseen = [f"eval/{c}" for c in UNSEEN_CONDITIONS]
     for cid in plan["train"]:
-        assert clips[cid]["variants"] == ["clean", "aug/0", "noise/0"], clips[cid]
+        assert clips[cid]["variants"] == ["clean", "aug/0", "noise/0", "reverb/0"], clips[cid]
     for cid in plan["test"]:
         assert clips[cid]["variants"] == ["clean", "eval/mild", "eval/typical", "eval/harsh", *unseen], clips[cid]
     assert {clips[c]["genre"] for c in plan["test"]} >= {"blues", "classical", "jazz", "pop"}

@@ -53,12 +53,13 @@ def eval_variants(severities: Sequence[str]) -> list[str]:
     return [eval_variant(s) for s in severities]
 
 
-def aug_variants(copies: int, severities: Sequence[str], noise_copies: int = 0) -> list[str]:
-    """The room copies (``aug/k``) and wide-noise copies (``noise/k``) a training clip needs besides ``clean``;
-    none when the room chain is off."""
+def aug_variants(copies: int, severities: Sequence[str], noise_copies: int = 0, reverb_copies: int = 0) -> list[str]:
+    """The room copies (``aug/k``), wide-noise copies (``noise/k``) and FDN reverberation copies (``reverb/k``) a
+    training clip needs besides ``clean``; none when the room chain is off."""
     if not severities:
         return []
-    return [aug_variant(k) for k in range(copies)] + [f"noise/{k}" for k in range(noise_copies)]
+    return ([aug_variant(k) for k in range(copies)] + [f"noise/{k}" for k in range(noise_copies)]
+            + [f"reverb/{k}" for k in range(reverb_copies)])
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 ``clean`` is the file as decoded; ``eval/<condition>`` an evaluation room (a severity of the training chain,
 ``trainer.augment.degrade``, or one of the evaluation-only unseen family, ``trainer.augment.unseen``);
 ``aug/<k>`` the k-th training room copy; ``noise/<k>`` the k-th wide-noise training copy
-(``trainer.augment.noise_aug``). Every copy is seeded from the clip's content hash and the variant, never
-from run order. The MFCC feature cache and the tagger's embedding cache both call this.
+(``trainer.augment.noise_aug``); ``reverb/<k>`` the k-th feedback-delay-network room (``trainer.augment.fdn``).
+Every copy is seeded from the clip's content hash and the variant, never from run order.
+The MFCC feature cache and the tagger's embedding cache both call this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trainer.augment.degrade import augment, degrade
+from trainer.augment.fdn import reverb_copy
 from trainer.augment.noise_aug import noise_copy
 from trainer.augment.unseen import UNSEEN_CONDITIONS, unseen
 from trainer.data.seeds import variant_seed
@@ -36,6 +38,9 @@ def variant_audio(audio: FloatArray, sample_rate: int, sha: str, variant: str, c
     if kind == "noise" and name.isdigit():
         rng = np.random.default_rng(variant_seed(sha, "noise", aug_seed, int(name)))
         return noise_copy(audio, sample_rate, rng)
+    if kind == "reverb" and name.isdigit():
+        rng = np.random.default_rng(variant_seed(sha, "reverb", aug_seed, int(name)))
+        return reverb_copy(audio, sample_rate, rng)
     raise ValueError(f"unknown feature variant {variant!r}")
 
 

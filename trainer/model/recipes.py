@@ -62,10 +62,13 @@ class Recipe:
     teacher_folds: int = 5
     # Which model family: "cnn" (the small MFCC networks above, trainer.model.train) or "tagger" (the frozen
     # pretrained musicnn + a linear genre head, trainer.tagger). A tagger recipe reads only: aug_copies,
-    # noise_copies, negatives, head_c, hop_s.
+    # noise_copies, reverb_copies, negatives, head_c, hop_s.
     family: str = "cnn"
     # Wide-noise training copies per clip (trainer.augment.noise_aug: any colour, 0-30 dB SNR), besides aug_copies.
     noise_copies: int = 0
+    # Feedback-delay-network reverberation copies per clip (trainer.augment.fdn: a room algorithm unlike the
+    # chain's image-source rooms), besides aug_copies and noise_copies.
+    reverb_copies: int = 0
     head_c: float = 0.05  # the linear head's inverse L2 strength (1706 standardised inputs)
     # The hop the bundle ships with (FeatureSpec.hop_s; the daemon's default, the rule is tuned at it). None =
     # the spec's default. The tagger costs ~6 ms a window on one x86 core, ~0.05-0.08 s on a Pi 4 (estimated).
@@ -137,10 +140,12 @@ TAGGER = dataclasses.replace(
     name="tagger",
     aug_copies=6,
     noise_copies=6,
+    reverb_copies=2,
     head_c=0.01,
     notes="the tagger_linear recipe with its head fitted on clean windows + 6 room copies (the training room chain) "
-    "+ 6 wide-noise copies (any colour from white to brown, 0-30 dB SNR, random EQ and band limits) per clip, and "
-    "5x stronger L2 (C 0.01), so it learns that noise and rooms are not genre",
+    "+ 6 wide-noise copies (any colour from white to brown, 0-30 dB SNR, random EQ and band limits) + 2 feedback-"
+    "delay-network rooms (RT60 0.3-0.9 s) per clip, and 5x stronger L2 (C 0.01), so it learns that noise and rooms "
+    "are not genre",
 )
 
 RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED, TAGGER_LINEAR, TAGGER)}

@@ -122,7 +122,7 @@ def base_spec(labels: tuple[str, ...], recipe: Recipe) -> FeatureSpec:
 
 def train_copies(recipe: Recipe, severities: Sequence[str]) -> list[str]:
     """The room copies ``recipe`` trains on besides clean (none without the room chain)."""
-    return aug_variants(recipe.aug_copies, severities, recipe.noise_copies)
+    return aug_variants(recipe.aug_copies, severities, recipe.noise_copies, recipe.reverb_copies)
 
 
 def eval_hop(recipe: Recipe, spec: FeatureSpec) -> int:

@@ -85,17 +85,20 @@ def evaluate(head: LinearHead | GenreHead, data: TaggerData, test_idx: IntArray,
 
 def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
                  conditions: Sequence[str], seed: int) -> dict[str, dict[str, object]]:
-    """Heads fitted on clean windows alone, with the room copies, with the wide-noise copies, and with both, and
-    the last with 10x stronger L2 (it wins clean by artist CV and loses the rooms; ``compare --tagger-c`` sweeps it):
-    what each lever buys on the held-out clips, clean, in the training chain and in the unseen family. The shipped
-    recipe's head is also scored re-standardised to the room it hears (:mod:`trainer.tagger.adapt`)."""
+    """Heads fitted on clean windows alone, with the room copies, with the wide-noise copies, with both, with both
+    and the FDN rooms (the shipped recipe's copies), and the last with 10x stronger L2 (it wins clean by artist CV and
+    loses the rooms; ``compare --tagger-c`` sweeps it): what each lever buys on the held-out clips, clean, in the
+    training chain and in the unseen family. The shipped recipe's head is also scored re-standardised to the room it
+    hears (:mod:`trainer.tagger.adapt`)."""
     rooms = [c for c in copies if c.startswith("aug/")]
     noise = [c for c in copies if c.startswith("noise/")]
     half = [*rooms[: (len(rooms) + 1) // 2], *noise[: (len(noise) + 1) // 2]]
     both = [*rooms, *noise]
+    every = list(copies)
+    shipped = "clean + both + FDN rooms" if any(c.startswith("reverb/") for c in copies) else "clean + both"
     options = {"clean windows only": ([], 1.0), "clean + room copies": (rooms, 1.0),
                "clean + wide-noise copies": (noise, 1.0), "clean + half of both": (half, 1.0),
-               "clean + both": (both, 1.0), "clean + both, 10x stronger L2": (both, 0.1)}
+               "clean + both": (both, 1.0), shipped: (every, 1.0), f"{shipped}, 10x stronger L2": (every, 0.1)}
     out: dict[str, dict[str, object]] = {}
     seen: set[tuple[tuple[str, ...], float]] = set()
     for name, (chosen, c_scale) in options.items():
@@ -109,7 +112,7 @@ def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx
         out[name] = {"copies": chosen, "head_c": recipe.head_c * c_scale, "macro": macro,
                      "clip_accuracy": {k: v.clip_accuracy for k, v in scores.items()},
                      "unseen_mean": float(np.mean(unseen)) if unseen else float("nan")}
-        if chosen == both and c_scale == 1.0:  # the shipped recipe's head: would adapting it to the room pay?
+        if chosen == every and c_scale == 1.0:  # the shipped recipe's head: would adapting it to the room pay?
             rows = {cond: window_rows(data, test_idx, scored_variant(cond)) for cond in macro}
             for how, adapted in adaptation_rows(head, rows, data.y[test_idx], data.labels).items():
                 room = [v for k, v in adapted.items() if k.startswith("unseen_")]
