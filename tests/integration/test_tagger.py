@@ -23,6 +23,7 @@ from edge.runtime import TfliteModel
 from edge.spec import musicnn_spec
 from tests.support.trainer_cli import run_trainer
 from trainer.data.dataset import default_cache_dir
+from trainer.tagger.stream import tuning_note
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -168,6 +169,7 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     level = report["level_check"]  # the bundle itself on its held-out music from -10 dBFS to the silence gate
     assert [r["level_dbfs"] for r in level["rows"]] == [-10, -20, -30, -40, -45, -50]
     assert level["bundle"] == shipped["version"] and "### Playback level" in (out / "report.md").read_text()
+    assert report["playlist_setup"]["tuning"] == tuning_note()  # cross-fitted, not the CNN family's tuning rooms
     check = shipped["bundle_check"]
     print(f"bundle vs trainer: max |dp| {check['max_abs_prob_diff']:.4f} over {check['windows']} windows")
     assert check["max_abs_prob_diff"] < 0.02 and shipped["parity"]["top1_agreement"] >= 0.95

@@ -132,15 +132,16 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def shipped_section(result: FoldPlaylists) -> dict[str, Any]:
-    """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model."""
+def shipped_section(result: FoldPlaylists, tuning: str | None = None) -> dict[str, Any]:
+    """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model; ``tuning`` says how
+    the rule was tuned when it was not the CNN family's way (:func:`setup_notes`)."""
     return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
                     **({"playlist_sensors": result.sensors} if result.sensors else {}),
                     **({"playlist_sensors_accuracy": result.sensor_accuracy} if result.sensor_accuracy else {}),
                     **({"playlist_hops": summarize_hops([result.hops])} if result.hops else {}),
                     "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
                                          "seconds": result.seconds},
-                    "playlist_setup": setup_notes()})
+                    "playlist_setup": {**setup_notes(), **({"tuning": tuning} if tuning else {})}})
 
 
 def setup_notes() -> dict[str, Any]:

@@ -88,8 +88,8 @@ def train_tagger(args: argparse.Namespace, command: str, recipe: Recipe, clips: 
                    "shipped tagger, held-out clips, its tuned rule: truth above, published below")
     section = clips_section(data_dir, clips, labels, data.counts(), skipped, data.emb.computed, data.emb.cached)
     # Without --no-ablations' fits the report keeps the previous rows (the same split and seed give the same ones).
-    update_report(args.out, {**shipped_section(playlist_run), "data": section, "shipped": shipped, "level_check": level,
-                             **({"tagger_ablations": ablations} if ablations else {}),
+    update_report(args.out, {**shipped_section(playlist_run, tuning_note()), "data": section, "shipped": shipped,
+                             "level_check": level, **({"tagger_ablations": ablations} if ablations else {}),
                              "recipe_definitions": {recipe.name: recipe.to_dict()}})
     log.info("bundle written to %s: clip acc %.3f, macro %.3f, %d bytes, %.0f s", args.out,
              shipped["clip_accuracy_int8"], shipped["clip_macro_accuracy_int8"], shipped["tflite_bytes"],
