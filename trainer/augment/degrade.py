@@ -53,7 +53,7 @@ from trainer.augment.rooms import estimate_rt60
 
 __all__ = [
     "SEVERITIES", "DegradeConfig", "add_noise_at_snr", "agc", "augment", "band_limit", "change_level",
-    "degrade", "estimate_rt60", "measure_snr_db", "mic_eq", "resample_round_trip", "reverberate",
+    "degrade", "estimate_rt60", "measure_snr_db", "mic_eq", "mono64", "resample_round_trip", "reverberate",
     "rir_bank_for", "severity_config", "soft_clip",
 ]
 
@@ -139,6 +139,12 @@ def mic_eq(audio: AudioIn, sample_rate: int, low_shelf_db: float, presence_db: f
     ])
     return np.asarray(chain(samples=np.asarray(audio, dtype=np.float32), sample_rate=sample_rate),
                       dtype=np.float32)
+
+
+def mono64(audio: AudioIn) -> npt.NDArray[np.float64]:
+    """A copy's input as flat float64: NaN as silence, infinities as full scale (a decoder glitch must not poison
+    the whole copy through a convolution or an RMS)."""
+    return np.nan_to_num(np.asarray(audio, dtype=np.float64).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
 
 
 def reverberate(audio: AudioIn, rir: AudioIn) -> FloatArray:

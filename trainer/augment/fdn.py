@@ -33,6 +33,8 @@ import numpy.typing as npt
 from scipy.fft import irfft, next_fast_len
 from scipy.signal import fftconvolve
 
+from trainer.augment.degrade import mono64
+
 __all__ = ["FdnParams", "draw_fdn_params", "fdn_response", "reverb_copy"]
 
 FloatArray = npt.NDArray[np.float32]
@@ -96,7 +98,7 @@ def reverb_copy(audio: AudioIn, sample_rate: int, rng: np.random.Generator) -> F
     Deterministic given ``rng``'s state; float32 of the same length, within [-1, 1]; NaNs count as silence.
     """
     params = draw_fdn_params(sample_rate, rng)
-    x = np.nan_to_num(np.asarray(audio, dtype=np.float64).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+    x = mono64(audio)
     if x.size == 0:
         return x.astype(np.float32)
     wet = fftconvolve(x, fdn_response(params, sample_rate))[: x.size]

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from scipy import signal
 from scipy.fft import irfft, next_fast_len, rfftfreq
 
-from trainer.augment.degrade import add_noise_at_snr, change_level, soft_clip
+from trainer.augment.degrade import add_noise_at_snr, change_level, mono64, soft_clip
 
 __all__ = ["NoiseCopyParams", "draw_noise_params", "noise_copy", "wide_noise"]
 
@@ -103,7 +103,7 @@ def noise_copy(audio: AudioIn, sample_rate: int, rng: np.random.Generator) -> Fl
     Deterministic given ``rng``'s state; float32 of the same length, within [-1, 1]; NaNs count as silence.
     """
     params = draw_noise_params(sample_rate, rng)
-    x = np.nan_to_num(np.asarray(audio, dtype=np.float64).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+    x = mono64(audio)
     if x.size == 0:
         return x.astype(np.float32)
     y = add_noise_at_snr(x, wide_noise(len(x), sample_rate, rng, params.alpha, params.bumps), params.snr_db)

@@ -56,7 +56,7 @@ import numpy.typing as npt
 from scipy import signal
 from scipy.fft import irfft, next_fast_len, rfft, rfftfreq
 
-from trainer.augment.degrade import add_noise_at_snr
+from trainer.augment.degrade import add_noise_at_snr, mono64
 
 __all__ = ["UNSEEN_CONDITIONS", "synthetic_rir", "unseen"]
 
@@ -226,7 +226,7 @@ def unseen(audio: AudioIn, sample_rate: int, condition: str, seed: int) -> Float
         raise ValueError(f"unknown condition {condition!r}; valid conditions: {', '.join(UNSEEN_CONDITIONS)}")
     if sample_rate < _MIN_RATE_HZ:
         raise ValueError(f"sample_rate {sample_rate} Hz is below the {_MIN_RATE_HZ} Hz these conditions assume")
-    x = np.nan_to_num(np.asarray(audio, dtype=np.float64).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+    x = mono64(audio)
     if x.size == 0:
         return x.astype(np.float32)
     rng = np.random.default_rng([_SEED_TAG, UNSEEN_CONDITIONS.index(condition), seed % 2**64])
