@@ -46,36 +46,50 @@ def _mean(h: Mapping[str, Any], key: str, condition: str = CONDITION) -> float:
     return float("nan") if mean is None else float(mean)
 
 
-def _std(h: Mapping[str, Any], key: str, condition: str = CONDITION) -> float:
-    v = h["metrics"].get(condition, {}).get(key) or {}
-    return float(v.get("std") or 0.0)
+# How much worse than the shipped grid a longer hop may be, as the mean over folds of its paired difference: a hop is
+# judged against the grid on the same folds, so the folds' own difficulty (which artists a fold holds) cancels.
+MARGINS = {"settled_accuracy": 0.02, "within_song_changes_per_min": 0.1, "switch_latency_s.median": 1.0}
+
+
+def _paired(h: Mapping[str, Any], base: Mapping[str, Any], key: str, condition: str = CONDITION) -> float:
+    """Mean over folds of ``h`` minus ``base`` for ``key``, fold by fold (the difference of the means when the folds'
+    values are missing)."""
+    def values(x: Mapping[str, Any]) -> list[float]:
+        return [float(v) for v in (x["metrics"].get(condition, {}).get(key) or {}).get("values") or []]
+
+    pairs = [(a, b) for a, b in zip(values(h), values(base), strict=False) if a == a and b == b]
+    if pairs:
+        return sum(a - b for a, b in pairs) / len(pairs)
+    return _mean(h, key, condition) - _mean(base, key, condition)
 
 
 def choose_hop(hops: Sequence[Mapping[str, Any]], max_hop_s: float) -> dict[str, Any]:
-    """The longest hop (least CPU) that costs the stream nothing measurable against the shipped grid's: in the
-    typical room, settled accuracy no more than one fold's spread below it, within-song changes and median switch
-    latency no more than one fold's spread above it (or within the latency goal). Hops longer than ``max_hop_s``
-    (the window: a longer hop leaves audio unheard, and the daemon refuses it) are shown, never chosen. Returns the
-    choice and why; with nothing measured, an empty dict."""
+    """The longest hop (least CPU) that costs the stream nothing that matters against the shipped grid's, fold by fold
+    in the typical room: settled accuracy on average no more than 2 points below it, within-song changes no more than
+    0.1 a minute above it, and a median switch latency no more than 1 s above it (or within the latency goal).
+
+    "Nothing measurable" used to mean "within one fold's spread of the grid's mean"; with three folds that spread is
+    mostly which artists each fold holds, and 3 s passed in one run and failed in the next on the same data. The
+    claim is equivalence, so the hop must show a small paired difference, not merely fail to show a large one. Hops
+    longer than ``max_hop_s`` (the window: a longer hop leaves audio unheard, and the daemon refuses it) are shown,
+    never chosen. Returns the choice and why; with nothing measured, an empty dict."""
     if not hops:
         return {}
     base = hops[0]
-    settled_floor = _mean(base, "settled_accuracy") - max(_std(base, "settled_accuracy"), 0.02)
-    flaps_ceiling = _mean(base, "within_song_changes_per_min") + max(_std(base, "within_song_changes_per_min"), 0.1)
-    latency_ceiling = max(LATENCY_GOAL_S, _mean(base, "switch_latency_s.median")
-                          + max(_std(base, "switch_latency_s.median"), 1.0))
     rows = []
     for h in hops:
+        diff = {key: _paired(h, base, key) for key in MARGINS}
         checks = {"hop_within_window": h["hop_s"] <= max_hop_s + 1e-6,
-                  "settled_accuracy": _mean(h, "settled_accuracy") >= settled_floor,
-                  "within_song_changes_per_min": _mean(h, "within_song_changes_per_min") <= flaps_ceiling,
-                  "switch_latency_s.median": _mean(h, "switch_latency_s.median") <= latency_ceiling}
-        rows.append({"hop_s": h["hop_s"], "passes": checks})
+                  "settled_accuracy": diff["settled_accuracy"] >= -MARGINS["settled_accuracy"],
+                  "within_song_changes_per_min": diff["within_song_changes_per_min"]
+                  <= MARGINS["within_song_changes_per_min"],
+                  "switch_latency_s.median": _mean(h, "switch_latency_s.median") <= LATENCY_GOAL_S
+                  or diff["switch_latency_s.median"] <= MARGINS["switch_latency_s.median"]}
+        rows.append({"hop_s": h["hop_s"], "paired_difference": diff, "passes": checks})
     ok = [h for h, r in zip(hops, rows, strict=True) if all(r["passes"].values())] or [base]
     chosen = max(ok, key=lambda h: h["hop_s"])
     return {"hop_s": chosen["hop_s"], "windows_per_min": chosen["windows_per_min"], "condition": CONDITION,
-            "settled_floor": settled_floor, "within_song_ceiling": flaps_ceiling, "latency_ceiling_s": latency_ceiling,
-            "max_hop_s": max_hop_s, "checks": rows}
+            "margins": dict(MARGINS), "latency_goal_s": LATENCY_GOAL_S, "max_hop_s": max_hop_s, "checks": rows}
 
 
 def _cell(v: Any, scale: float) -> str:
@@ -113,11 +127,19 @@ def md_lines(hops: Sequence[Mapping[str, Any]], png: str | None,
     if png:
         out += ["", f"![trade-off]({png})"]
     if choice:
+        m = choice["margins"]
         out += ["", f"Chosen hop: **{choice['hop_s']:.2f} s** ({choice['windows_per_min']:.0f} windows a minute): the "
-                f"longest whose {choice['condition']} settled accuracy stays ≥ {100 * choice['settled_floor']:.1f} % "
-                f", within-song changes ≤ {choice['within_song_ceiling']:.2f}/min and a median switch latency ≤ "
-                f"{choice['latency_ceiling_s']:.1f} s (the shipped grid's, one fold's spread allowed), no longer than "
-                f"the {choice['max_hop_s']:.2f} s window."]
+                f"longest that, fold by fold against the shipped grid in the {choice['condition']} room, is on average "
+                f"no more than {100 * m['settled_accuracy']:.0f} points less settled-accurate, flaps no more than "
+                f"{m['within_song_changes_per_min']:.1f} more a minute within songs and switches no more than "
+                f"{m['switch_latency_s.median']:.0f} s later (median; or within the {choice['latency_goal_s']:.0f} s "
+                f"goal), no longer than the {choice['max_hop_s']:.2f} s window. Paired differences (settled points, "
+                "within-song/min, latency s): "
+                + "; ".join(f"{r['hop_s']:.2f} s {100 * r['paired_difference']['settled_accuracy']:+.1f} / "
+                            f"{r['paired_difference']['within_song_changes_per_min']:+.2f} / "
+                            f"{r['paired_difference']['switch_latency_s.median']:+.1f}"
+                            + ("" if all(r["passes"].values()) else " (fails)") for r in choice["checks"][1:])
+                + "."]
     return out
 
 
