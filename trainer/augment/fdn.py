@@ -2,16 +2,16 @@
 
 Why: the head learnt the training chain's image-source rooms (``rooms.py``) well and lost accuracy on
 reverberation built differently (the evaluation-only ``unseen_reverb``). A head that has heard rooms made
-by two unrelated algorithms has less reason to learn either one's fingerprints. Measured by 3 artist folds
-over all 554 clips with two of these copies per clip on top of the shipped copies: unseen reverberation
-67.6 -> 71.5 % clip macro (up in every fold), the unseen mean 67.2 -> 67.9, clean and typical not lower.
+by two unrelated algorithms has less reason to learn either one's fingerprints. Measured with two of these copies
+per clip on top of the shipped copies, by 3 artist folds: unseen reverberation 67.6 -> 71.5 % clip macro over all
+554 clips (up in every fold), 64.0 -> 68.6 in ``genre-train compare`` (genres only); the rest within a fold's spread.
 
 The network (Jot's FDN): 8 delay lines of 23-67 ms (distinct lengths drawn per copy), fed back through a
 random orthogonal matrix, each line's gain set for a broadband RT60 drawn from 0.3-0.9 s, and a one-pole
 low-pass in every loop (coefficient 0.2-0.5) so the treble dies sooner, as it does off soft furnishings;
 the low-pass shortens the measured T20 to ~0.8 of the drawn RT60. Its impulse response is computed in the
 frequency domain, c^T (I - D(z) Q G LP(z))^-1 D(z) b on an FFT grid twice the response's length (the
-wrapped tail is more than 120 dB down), so a copy costs milliseconds instead of a per-sample loop.
+wrapped tail is more than 120 dB down): ~0.1 s a copy instead of seconds in a per-sample loop.
 The wet signal (the response starts at the shortest line's delay: no direct path in it) is scaled to the
 dry signal's power times 10^(-DRR/10), DRR drawn from -3 to +6 dB, and added to the dry clip; a peak above
 full scale is normalised to 0.9.
