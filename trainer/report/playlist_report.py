@@ -133,18 +133,20 @@ def _no_nan(value: Any) -> Any:
 
 
 def shipped_section(result: FoldPlaylists, tuning: str | None = None) -> dict[str, Any]:
-    """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model; ``tuning`` says how
-    the rule was tuned when it was not the CNN family's way (:func:`setup_notes`)."""
+    """``playlist`` (tuned rule), ``playlist_baseline`` and the tuning record for the shipped model (``tuning``: see
+    :func:`setup_notes`)."""
     return _no_nan_doc({"playlist": nested(result.metrics), "playlist_baseline": nested(result.baseline),
                     **({"playlist_sensors": result.sensors} if result.sensors else {}),
                     **({"playlist_sensors_accuracy": result.sensor_accuracy} if result.sensor_accuracy else {}),
                     **({"playlist_hops": summarize_hops([result.hops])} if result.hops else {}),
                     "playlist_shipped": {"decision": result.tuned, "tuning": result.tuning, "counts": result.counts,
                                          "seconds": result.seconds},
-                    "playlist_setup": {**setup_notes(), **({"tuning": tuning} if tuning else {})}})
+                    "playlist_setup": setup_notes(tuning)})
 
 
-def setup_notes() -> dict[str, Any]:
+def setup_notes(tuning: str | None = None) -> dict[str, Any]:
+    """How the report's playlists were made and judged; ``tuning`` says how the rule was tuned when it was not the CNN
+    family's way (fresh train-purpose rooms of the fold's training clips)."""
     cfg = TEST_SETUP.config
     return {
         "hop_s": "the bundle's (model.json feature_spec.hop_s), genre-daemon's default",
@@ -156,8 +158,8 @@ def setup_notes() -> dict[str, Any]:
                  "scored; a segment's boundary is its onset; settled = 10 s after onset",
         "rooms": "degrade() over the whole playlist (one room per playlist), purpose eval for test playlists "
                  "and train for tuning playlists",
-        "tuning": f"training clips of the fold in fresh train-purpose rooms ({', '.join(TUNE_CONDITIONS)}) with "
-                  "train voices; test clips never (see trainer/report/playlist_report.py for why)",
+        "tuning": tuning or f"training clips of the fold in fresh train-purpose rooms ({', '.join(TUNE_CONDITIONS)}) "
+                            "with train voices; test clips never (see trainer/report/playlist_report.py for why)",
         "not_music": "only for models with the reject class (compare's genre-task models have none)",
         "baseline": BASELINE.to_dict(),
     }

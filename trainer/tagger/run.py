@@ -135,7 +135,7 @@ def stream_cv(args: argparse.Namespace, command: str, recipe: Recipe) -> int:
                      result.metrics.get("typical", result.metrics["clean"])["within_song_changes_per_min"],
                      result.seconds["total"])
     sections = cv_sections(folds, max_hop_s=spec.window_s)
-    sections["playlist_setup"] = {**setup_notes(), "tuning": tuning_note()}
+    sections["playlist_setup"] = setup_notes(tuning_note())
     sections["playlist_cv_run"] = {"recipe": recipe.name, "folds": split.n_folds, "protocol": protocol,
                                    "clips": len(clips), "counts": data.counts(), "command": command,
                                    "seconds": time.perf_counter() - started,
