@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", parents=[common], help="train one recipe, export its bundle + report")
     train.add_argument("--recipe", choices=sorted(RECIPES), default="tagger",
-                       help="tagger (ships: the pretrained musicnn + a genre head), tagger_linear, or a small MFCC "
-                            "CNN for a weaker board: distilled (the lite bundle), default, velardo")
+                       help="tagger (ships: the pretrained musicnn + a gated genre head), tagger_room, tagger_linear, "
+                            "or a small MFCC CNN for a weaker board: distilled (the lite bundle), default, velardo")
     train.add_argument("--split", choices=("clip", "segment"), default="clip",
                        help="'segment' is LEAKY and only reproduces the baseline's numbers (no bundle)")
     train.add_argument("--test-fraction", type=float, default=0.2,
@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-playlists", action="store_true",
                          help="skip the playlist evaluation of the published stream (issue 11; ~2-3 min per fold)")
     compare.add_argument("--jobs", type=int, default=2, help="folds trained in parallel processes (1 TF thread each)")
-    compare.add_argument("--no-tagger", action="store_true", help="skip the tagger rows (tagger_linear, tagger)")
+    compare.add_argument("--no-tagger", action="store_true",
+                         help="skip the tagger rows (tagger_linear, tagger_room, tagger)")
     compare.add_argument("--tagger-c", type=float, nargs="+", default=[], metavar="C",
                          help="also the tagger recipe with its head's inverse L2 strength set to each C (rows "
                               "tagger_C<C>): the L2 sweep, on the same folds")

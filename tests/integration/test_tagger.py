@@ -164,6 +164,8 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     strong = ablations["clean + both + FDN rooms, 10x stronger L2"]
     assert strong["head_c"] == pytest.approx(shipped["recipe"]["head_c"] / 10)
     assert {r["head_c"] for k, r in ablations.items() if "L2" not in k} == {shipped["recipe"]["head_c"]}
+    gated = ablations["clean + both + FDN rooms, + a clean expert and a gate"]  # the shipped head beside its experts
+    assert gated["clean_expert_c"] == shipped["recipe"]["clean_expert_c"] and set(gated["macro"]) == conditions
     adapted = [r for k, r in ablations.items() if ", re-standardised: " in k]  # the recipe's head (quick: 1+1+1 copies)
     assert len(adapted) == 4 and all(set(r["macro"]) == conditions for r in adapted)  # both histories, both blends
     level = report["level_check"]  # the bundle itself on its held-out music from -10 dBFS to the silence gate
@@ -181,6 +183,7 @@ def test_the_tagger_recipe_ships_a_bundle_the_edge_runs(tmp_path: Path) -> None:
     from edge.bundle import load_bundle
 
     bundle = load_bundle(out)
+    assert json.loads((out / "model.json").read_text())["model"]["architecture"] == "musicnn_msd+gated_linear"
     assert bundle.spec.front_end == "musicnn" and bundle.spec.hop_s == 1.5
     assert bundle.tags is not None and bundle.tags.heads_output == 2
     assert {p.tag for p in bundle.tags.sensors.values()} == {"head/instrumental", "head/danceable"}

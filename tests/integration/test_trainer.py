@@ -231,8 +231,8 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     assert report["data_compare"]["clips"] == 12
     assert report["protocol"] == "artist" and report["cv"]["protocol"] == "artist"
     assert set(report["recipes"]) == {"velardo_segment_split", "velardo_clip_split", "default_clip_split",
-                                      "distilled_clip_split", "tagger_linear_clip_split", "tagger_clip_split",
-                                      "tagger_C0.001_clip_split"}  # the L2 sweep's row beside the shipped recipe's
+                                      "distilled_clip_split", "tagger_linear_clip_split", "tagger_room_clip_split",
+                                      "tagger_clip_split", "tagger_C0.001_clip_split"}  # the L2 sweep's row too
     assert report["recipe_definitions"]["tagger_C0.001"]["head_c"] == 0.001
     assert report["recipe_definitions"]["tagger_C0.001"]["aug_copies"] == report["recipe_definitions"]["tagger"][
         "aug_copies"]
@@ -244,7 +244,7 @@ def test_compare_scores_both_recipes_clean_and_in_every_room_by_artist(tmp_path:
     assert sum(map(sum, report["cv"]["genre_per_fold"].values())) == 12
     assert report["recipes"]["velardo_segment_split"]["leaky"] and not report["recipes"]["default_clip_split"]["leaky"]
     for kind in ("velardo_clip_split", "default_clip_split", "distilled_clip_split", "tagger_linear_clip_split",
-                 "tagger_clip_split", "tagger_C0.001_clip_split"):
+                 "tagger_room_clip_split", "tagger_clip_split", "tagger_C0.001_clip_split"):
         rob = report["robustness"][kind]
         assert list(rob) == ["clean", "mild", "typical", "harsh"]
         assert all(rob[c]["clip_macro_accuracy"]["n"] == 2 for c in rob), rob

@@ -62,7 +62,7 @@ class Recipe:
     teacher_folds: int = 5
     # Which model family: "cnn" (the small MFCC networks above, trainer.model.train) or "tagger" (the frozen
     # pretrained musicnn + a linear genre head, trainer.tagger). A tagger recipe reads only: aug_copies,
-    # noise_copies, reverb_copies, negatives, head_c, hop_s.
+    # noise_copies, reverb_copies, negatives, head_c, clean_expert_c, hop_s.
     family: str = "cnn"
     # Wide-noise training copies per clip (trainer.augment.noise_aug: any colour, 0-30 dB SNR), besides aug_copies.
     noise_copies: int = 0
@@ -70,6 +70,9 @@ class Recipe:
     # chain's image-source rooms), besides aug_copies and noise_copies.
     reverb_copies: int = 0
     head_c: float = 0.05  # the linear head's inverse L2 strength (1706 standardised inputs)
+    # A clean expert beside that head (trainer.tagger.heads): a second linear head on clean windows alone, with this
+    # inverse L2 strength, mixed with the first by a gate that hears how clean each window is. None = one head.
+    clean_expert_c: float | None = None
     # The hop the bundle ships with (FeatureSpec.hop_s; the daemon's default, the rule is tuned at it). None =
     # the spec's default. The tagger costs ~6 ms a window on one x86 core, ~0.05-0.08 s on a Pi 4 (estimated).
     hop_s: float | None = None
@@ -135,9 +138,9 @@ TAGGER_LINEAR = Recipe(
     "window embedding (mean pool + max pool + penultimate, 1706 values), fitted on clean training windows only",
 )
 
-TAGGER = dataclasses.replace(
+TAGGER_ROOM = dataclasses.replace(
     TAGGER_LINEAR,
-    name="tagger",
+    name="tagger_room",
     aug_copies=6,
     noise_copies=6,
     reverb_copies=2,
@@ -148,7 +151,17 @@ TAGGER = dataclasses.replace(
     "are not genre",
 )
 
-RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED, TAGGER_LINEAR, TAGGER)}
+TAGGER = dataclasses.replace(
+    TAGGER_ROOM,
+    name="tagger",
+    model="musicnn_msd+gated_linear",
+    clean_expert_c=TAGGER_LINEAR.head_c,
+    notes="the tagger_room recipe's head as the room expert, the tagger_linear recipe's head (clean windows only) "
+    "as the clean expert, mixed per window by a two-class gate (clean window vs training copy) on the same "
+    "embedding: clean music is judged by the head that is best on it, rooms by the one that survives them",
+)
+
+RECIPES = {r.name: r for r in (VELARDO, DEFAULT, DISTILLED, TAGGER_LINEAR, TAGGER_ROOM, TAGGER)}
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:

@@ -36,6 +36,10 @@ def parse_settings(pairs: Sequence[str], recipe: Recipe) -> dict[str, Any]:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
         out[key] = _coerce(key, text.strip(), hints[key])
     changed = dataclasses.replace(recipe, **out)  # the recipe's own checks, if any, before an hour of training
+    for key in ("head_c", "clean_expert_c"):  # a logistic regression's inverse L2 strength: sklearn's error comes late
+        value = getattr(changed, key)
+        if key in out and value is not None and not 0 < value < 1e6:
+            raise UsageError(f"--set {key}={value:g}: must be in (0, 1e6)")
     if changed.family == "tagger" and changed.hop_s is not None:  # a hop the daemon would refuse
         try:
             musicnn_spec(("a", "b"), changed.hop_s)  # only the hop is in question: any two labels

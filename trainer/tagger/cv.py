@@ -14,9 +14,11 @@ from trainer.data.plan import CLEAN, Split
 from trainer.model.recipes import Recipe
 from trainer.runs.compare import robustness, summarize
 from trainer.runs.fit import FoldResult, train_copies
-from trainer.tagger.fit import TaggerData, evaluate, fit
+from trainer.tagger.fit import TaggerData, evaluate
+from trainer.tagger.heads import fit_head
+from trainer.tagger.mixture import head_size
 
-PARAMS = 792_079  # MSD_musicnn's; the head adds (1706 + 1) x classes
+PARAMS = 792_079  # MSD_musicnn's; a linear head adds (1706 + 1) x classes
 
 
 def kind(name: str) -> str:
@@ -34,11 +36,11 @@ def tagger_folds(recipes: Mapping[str, Recipe], data: TaggerData, split: Split, 
         for f in split.folds:
             train_idx, test_idx = split.indices(data.clip_ids, f)
             t0 = time.perf_counter()
-            head = fit(recipe, data, train_idx, copies, seed * 1000 + f).linear()
+            head = fit_head(recipe, data, train_idx, copies, seed * 1000 + f)
             seconds = time.perf_counter() - t0
             scores = evaluate(head, data, test_idx, (CLEAN, *conditions))
             results.append(FoldResult(scores, data.y[test_idx], seconds,
-                                      PARAMS + int(head.weight.size + head.bias.size)))
+                                      PARAMS + head_size(head)))
         out["recipes"][kind(name)] = summarize(results, data.labels, leaky=False)
         out["robustness"][kind(name)] = robustness(results, conditions)
     return out

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from trainer.tagger.mixture import GatedHead, Head
 from trainer.teacher.head import LinearHead
 from trainer.teacher.musicnn import N_MELS, PATCH_FRAMES, Musicnn, read_checkpoint
 from trainer.teacher.wheel import checkpoint_dir
@@ -64,7 +65,7 @@ def inverse_dct_matrix(n: int = N_MELS) -> FloatArray:
     return out
 
 
-def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float16: bool = True,
+def convert(variables: dict[str, FloatArray], head: Head | None, *, float16: bool = True,
             tags: bool = True, sensor_heads: Sequence[LinearHead] = (), level: bool = True) -> bytes:
     """The embedding model (``head`` None) or the bundle model, input (1, 188, 96); float16-stored weights unless
     ``float16`` is False (float32: what a test holds the edge front end to, free of the weights' rounding). The
@@ -76,8 +77,18 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
 
     net = Musicnn(variables)
     idct = tf.constant(inverse_dct_matrix())
-    head_w = None if head is None else tf.constant(head.weight.astype(np.float32))
-    head_b = None if head is None else tf.constant(head.bias.astype(np.float32))
+    linear = {} if head is None else {name: (tf.constant(h.weight.astype(np.float32)), tf.constant(
+        h.bias.astype(np.float32))) for name, h in _linear_parts(head).items()}
+
+    def genre_probs(embedding: Any) -> Any:
+        def softmax(name: str) -> Any:
+            w, b = linear[name]
+            return tf.nn.softmax(tf.matmul(embedding, w) + b)
+
+        if "gate" not in linear:
+            return softmax("head")
+        clean = softmax("gate")[:, 1:]  # trainer.tagger.mixture.GatedHead, the same sums
+        return clean * softmax("clean") + (1.0 - clean) * softmax("room")
 
     with_tags = tags
     sensor_w = [tf.constant(h.weight.astype(np.float32)) for h in sensor_heads]
@@ -90,9 +101,9 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
             log_mel = _at_level(tf, log_mel)
         tag_scores, mean_pool, max_pool, penultimate = net.forward_lite(log_mel)  # XNNPACK-friendly layout, same sums
         embedding = tf.concat([mean_pool, max_pool, penultimate], axis=1)
-        if head_w is None:
+        if not linear:
             return tf.concat([tag_scores, embedding], axis=1)
-        probs = tf.nn.softmax(tf.matmul(embedding, head_w) + head_b)
+        probs = genre_probs(embedding)
         if not with_tags:
             return probs
         # A dict's outputs are ordered by key in the converted model: "genre" (0), "tags" (1), "tags_sensors" (2).
@@ -108,6 +119,12 @@ def convert(variables: dict[str, FloatArray], head: LinearHead | None, *, float1
         converter.target_spec.supported_types = [tf.float16]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced signature
         return bytes(converter.convert())
+
+
+def _linear_parts(head: Head) -> dict[str, LinearHead]:
+    if isinstance(head, GatedHead):
+        return {"clean": head.clean, "room": head.room, "gate": head.gate}
+    return {"head": head}
 
 
 def _at_level(tf: Any, log_mel: Any) -> Any:
@@ -140,6 +157,6 @@ def embedding_model(cache_dir: Path) -> Path:
     return target
 
 
-def bundle_model(cache_dir: Path, head: LinearHead, sensor_heads: Sequence[LinearHead] = ()) -> bytes:
+def bundle_model(cache_dir: Path, head: Head, sensor_heads: Sequence[LinearHead] = ()) -> bytes:
     """The shipped model: the frozen tagger, ``head`` and the ``sensor_heads`` in one graph."""
     return convert(read_checkpoint(checkpoint_dir(cache_dir)), head, sensor_heads=sensor_heads)

@@ -34,7 +34,8 @@ from trainer.runs.fit import decodable, find_clips, train_copies
 from trainer.runs.setup import clips_section, groups_of, save_plan, setup, skipped_rows
 from trainer.tagger.embed import InputEmbedder, embed_windows
 from trainer.tagger.export import embedding_model
-from trainer.tagger.fit import TaggerData, fit
+from trainer.tagger.fit import TaggerData
+from trainer.tagger.heads import fit_head
 from trainer.tagger.ship import ship_tagger
 from trainer.tagger.stream import group_of, stream_fold, tuning_note
 
@@ -126,7 +127,7 @@ def stream_cv(args: argparse.Namespace, command: str, recipe: Recipe) -> int:
     with InputEmbedder(embedding_model(cache), cache, args.workers) as embed:
         for f in split.folds:
             train_idx, test_idx = split.indices(data.clip_ids, f)
-            head = fit(recipe, data, train_idx, copies, args.seed * 1000 + f).linear()
+            head = fit_head(recipe, data, train_idx, copies, args.seed * 1000 + f)
             result = stream_fold(recipe, data, train_idx, test_idx, head, clip_groups, copies, severities=severities,
                                  embed=embed, seed=args.seed + f, cache_dir=cache, keep_timeline=True)
             folds.append({"fold": f, **dataclasses.asdict(result)})

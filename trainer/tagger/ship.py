@@ -28,9 +28,12 @@ from trainer.export.meta import bundle_meta
 from trainer.export.tflite import TfliteRunner, parity
 from trainer.model.recipes import Recipe
 from trainer.tagger import fit as tagger_fit
+from trainer.tagger.ablations import ablate_heads
 from trainer.tagger.embed import InputEmbedder
 from trainer.tagger.export import TAGS, bundle_model, embedding_model
 from trainer.tagger.fit import TaggerData
+from trainer.tagger.heads import fit_head
+from trainer.tagger.mixture import head_size
 from trainer.tagger.stream import TEST_EXTRA, group_of, stream_fold
 from trainer.tagger.tag_sensors import fit_sensors, readable_scores, tags_meta
 from trainer.teacher.wheel import LICENCE, licence_text, msd_labels
@@ -48,22 +51,21 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     """Fit, evaluate, export and write ``out/model.tflite`` + ``model.json`` + the tagger's licence; the report."""
     t0 = time.perf_counter()
     train_idx, test_idx = plan.split(HOLDOUT).indices(data.clip_ids, 1)
-    head = tagger_fit.fit(recipe, data, train_idx, copies, seed)
-    linear = head.linear()
+    head = fit_head(recipe, data, train_idx, copies, seed)
     fit_s = time.perf_counter() - t0
     n = len(data.labels)
-    scores = tagger_fit.evaluate(linear, data, test_idx, (CLEAN, *conditions))
+    scores = tagger_fit.evaluate(head, data, test_idx, (CLEAN, *conditions))
     log.info("tagger head fitted in %.0f s; held-out clip macro: %s", fit_s,
              ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
 
-    ablated = (tagger_fit.ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed)
+    ablated = (ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed)
                if copies and ablations else {})
     if tuple(msd_labels(cache_dir)) != TAGS:
         raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
     # The sensors' params ship from the playlist tuning below; fit_sensors' untuned ones only judge the heads.
     sensor_heads, _, sensor_report = fit_sensors(data, train_idx, test_idx, copies, conditions, seed=seed,
                                                  c=recipe.head_c)
-    model_bytes = bundle_model(cache_dir, linear, list(sensor_heads.values()))
+    model_bytes = bundle_model(cache_dir, head, list(sensor_heads.values()))
     # The exported graph against the trainer's computation (embedding model + numpy head) on the same windows.
     # Clean test windows as the device computes them (decode, edge front end), on the embedding cache's grid.
     check_idx = list(test_idx[:PARITY_CLIPS])
@@ -71,7 +73,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
                                   for i in check_idx], data.y[check_idx], data.spec, data.spec.frames_per_window)
     windows = check_cw.windows
     shipped_probs, shipped_sensors = TfliteRunner(model_bytes).with_output(windows, 2)
-    trainer_probs = tagger_fit.window_probs(linear, data, np.asarray(check_idx), CLEAN).windows
+    trainer_probs = tagger_fit.window_probs(head, data, np.asarray(check_idx), CLEAN).windows
     if trainer_probs.shape != shipped_probs.shape:
         raise RuntimeError(f"window grids differ: {trainer_probs.shape} vs {shipped_probs.shape}")
     check = parity(trainer_probs, shipped_probs)
@@ -94,7 +96,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     spec = data.spec
     with InputEmbedder(embedding_model(cache_dir), cache_dir) as embed:
         groups = group_of(data, plan.clip_ids, plan.groups)
-        playlist_run = stream_fold(recipe, data, train_idx, test_idx, linear, groups, copies, severities=severities,
+        playlist_run = stream_fold(recipe, data, train_idx, test_idx, head, groups, copies, severities=severities,
                                    embed=embed, seed=seed, cache_dir=cache_dir, keep_timeline=True,
                                    sensor_heads=sensor_heads)
     # The sensors' averaging time and band, tuned on the same cross-fitted playlists as the rule.
@@ -108,7 +110,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     (out / MODEL_FILE).write_bytes(model_bytes)
     (out / LICENCE_FILE).write_text(licence_text(cache_dir))
     meta = bundle_meta(model_bytes, recipe=recipe.name, architecture=recipe.model,
-                       params=792_079 + int(linear.weight.size + linear.bias.size), quantization=FORM,
+                       params=792_079 + head_size(head), quantization=FORM,
                        weights=f"MSD_musicnn (musicnn 0.1.0), licence {LICENCE}: see {LICENCE_FILE}", seed=seed,
                        train_clips=len(train_idx), counts=data.counts(), test_clips=len(test_idx), command=command,
                        decision=playlist_run.tuned, tags=tags_meta(sensors, sensor_heads))

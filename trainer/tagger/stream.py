@@ -41,7 +41,9 @@ from trainer.evaluate.tradeoff import hop_tradeoff
 from trainer.evaluate.tune_rule import GRID
 from trainer.model.recipes import Recipe
 from trainer.report.playlist_report import pick_clips
-from trainer.tagger.fit import TaggerData, embedding_of, fit
+from trainer.tagger.fit import TaggerData, embedding_of
+from trainer.tagger.heads import fit_head
+from trainer.tagger.mixture import Head
 from trainer.tagger.sensor_tune import judge_sensor, tune_sensor
 from trainer.tagger.tag_sensors import READABLE, SENSORS, fit_sensor_heads, head_sensor_params, readable_scores
 from trainer.teacher.head import LinearHead
@@ -58,7 +60,7 @@ TUNE_CONDITIONS = (CLEAN, "typical")  # the goals' two ends: the rule must be ri
 TEST_EXTRA = ("unseen_room",)  # besides clean and the training chain's severities: the unseen family's combined room
 
 
-def head_predict(embed: Embed, head: LinearHead, seen: list[FloatArray] | None = None) -> Predict:
+def head_predict(embed: Embed, head: Head, seen: list[FloatArray] | None = None) -> Predict:
     """Probabilities of a playlist's windows: the (cached) embedding model, then ``head``. With ``seen``, each
     call's embedding-model rows (tag scores, then the embedding) are appended to it, in call order."""
 
@@ -110,7 +112,7 @@ def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, gr
     for k in range(CROSSFIT):
         fit_idx, tune_idx = train_idx[inner != k], train_idx[inner == k]
         t0 = time.perf_counter()
-        head = fit(recipe, data, fit_idx, copies, seed * 100 + k).linear()
+        head = fit_head(recipe, data, fit_idx, copies, seed * 100 + k)
         clips = decoded_clips(pick_clips([data.clips[i] for i in tune_idx], TUNE_SETUP, seed + k),
                               data.spec.sample_rate)
         rows: list[FloatArray] = []
@@ -125,7 +127,7 @@ def crossfit_tune_runs(recipe: Recipe, data: TaggerData, train_idx: IntArray, gr
     return runs
 
 
-def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, head: LinearHead,
+def stream_fold(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, head: Head,
                 groups: Sequence[str], copies: Sequence[str], *, severities: Sequence[str], embed: Embed, seed: int,
                 cache_dir: Path | None, keep_timeline: bool = False, base_params: DecisionParams | None = None,
                 sensor_heads: Mapping[str, LinearHead] | None = None) -> FoldPlaylists:
