@@ -19,8 +19,9 @@ than the room expert (the third fold) the mixture costs a little; elsewhere it k
 A window the gate is unsure of gets a blend, never a hard switch, so an unseen room the gate mistakes for clean is
 not left to the clean expert alone.
 
-The gate's L2 strength is fixed (:data:`GATE_C`): clean against degraded is an easy question for the embedding
-and it was not tuned. Pure numpy; the fits are sklearn's, as the linear head's.
+The gate's L2 strength is fixed (:data:`GATE_C`): clean against degraded is an easy question for the embedding, and
+on the fold where the gated head lost (the third) C 0.01, 0.1 and 1 gave the same clean and typical scores and the
+unseen rooms within 1.6 points. Pure numpy; the fits are sklearn's, as the linear head's.
 """
 
 from __future__ import annotations
