@@ -22,7 +22,7 @@ ROWS = (("velardo_segment_split", "Velardo, split by segment (LEAKY)"),
         ("distilled_clip_split", "distilled, split by clip"),
         ("tagger_linear_clip_split", "tagger + clean linear head, split by clip"),
         ("tagger_room_clip_split", "tagger + room-trained linear head, split by clip"),
-        ("tagger_clip_split", "tagger (ships: both heads, gated), split by clip"))
+        ("tagger_clip_split", "tagger (ships), gated heads, split by clip"))
 # 10-genre accuracy % on the complete fault-filtered split (Kereliuk, Sturm & Larsen 2015), as quoted in issue 12.
 PUBLISHED_FAULT_FILTERED = {"MFCC + SVM": 53.4, "CLMR": 68.6, "VGGish": 77.2, "Jukebox": 79.7}
 _PROTOCOL = {"artist": "by artist (an artist's clips and repeated excerpts in one fold, stratified by genre)",
