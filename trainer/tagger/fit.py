@@ -7,7 +7,7 @@ evaluation rooms and the unseen family are only ever scored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,15 +49,23 @@ def embedding_of(rows: FloatArray) -> FloatArray:
     return rows[:, N_TAGS:]
 
 
-def fit(recipe: Recipe, data: TaggerData, train_idx: IntArray, copies: Sequence[str], seed: int) -> GenreHead:
-    """The head on every window of the training clips: clean and each of ``copies``."""
+def training_windows(data: TaggerData, idx: Sequence[int] | IntArray, copies: Sequence[str],
+                     label: Callable[[int, str], int]) -> tuple[FloatArray, IntArray]:
+    """The head's input rows of every window of clips ``idx``, clean and each of ``copies`` (clip by clip), and
+    ``label(clip index, variant)`` for each row: what every head fitted on a run's training clips reads."""
     xs, ys = [], []
-    for i in train_idx:
+    for i in idx:
         for variant in (CLEAN, *copies):
             rows = embedding_of(data.emb.get(data.clip_ids[i], variant))
             xs.append(rows)
-            ys.append(np.full(rows.shape[0], data.y[i], dtype=np.int64))
-    return fit_arrays(np.concatenate(xs), np.concatenate(ys), len(data.labels), seed, recipe.head_c)
+            ys.append(np.full(rows.shape[0], label(int(i), variant), dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit(recipe: Recipe, data: TaggerData, train_idx: IntArray, copies: Sequence[str], seed: int) -> GenreHead:
+    """The head on every window of the training clips: clean and each of ``copies``."""
+    x, y = training_windows(data, train_idx, copies, lambda i, _: int(data.y[i]))
+    return fit_arrays(x, y, len(data.labels), seed, recipe.head_c)
 
 
 def window_rows(data: TaggerData, idx: IntArray, variant: str) -> list[FloatArray]:

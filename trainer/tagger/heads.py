@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from trainer.data.plan import CLEAN
 from trainer.model.recipes import Recipe
-from trainer.tagger.fit import TaggerData, embedding_of, fit
+from trainer.tagger.fit import TaggerData, fit, training_windows
 from trainer.tagger.mixture import GatedHead, Head
 from trainer.teacher.head import LinearHead, fit_arrays
 
@@ -45,13 +45,8 @@ GATE_C = 0.01  # the gate's inverse L2 strength (1706 standardised inputs, two c
 
 def fit_gate(data: TaggerData, idx: IntArray, copies: Sequence[str], seed: int, c: float = GATE_C) -> LinearHead:
     """A two-class head on the windows of clips ``idx``: each of ``copies`` (0) against the clean windows (1)."""
-    xs, ys = [], []
-    for i in idx:
-        for variant in (CLEAN, *copies):
-            rows = embedding_of(data.emb.get(data.clip_ids[i], variant))
-            xs.append(rows)
-            ys.append(np.full(rows.shape[0], int(variant == CLEAN), dtype=np.int64))
-    return fit_arrays(np.concatenate(xs), np.concatenate(ys), 2, seed, c).linear()
+    x, y = training_windows(data, idx, copies, lambda _, variant: int(variant == CLEAN))
+    return fit_arrays(x, y, 2, seed, c).linear()
 
 
 def fit_head(recipe: Recipe, data: TaggerData, idx: IntArray, copies: Sequence[str], seed: int) -> Head:

@@ -23,7 +23,7 @@ from edge.decide.tags import TagSensorParams, log_odds
 from trainer.data.plan import CLEAN
 from trainer.evaluate.scores import scored_variant
 from trainer.tagger.export import N_TAGS, TAGS
-from trainer.tagger.fit import TaggerData, embedding_of
+from trainer.tagger.fit import TaggerData, embedding_of, training_windows
 from trainer.teacher.head import LinearHead, fit_arrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,13 +58,9 @@ def fit_sensor_heads(data: TaggerData, train_idx: IntArray, copies: Sequence[str
     heads = {}
     for k, (name, (_, positives, negatives)) in enumerate(SENSORS.items()):
         keep, truth = _proxy(data, train_idx, positives, negatives)
-        xs, ys = [], []
-        for i, t in zip(keep, truth, strict=True):
-            for variant in (CLEAN, *copies):
-                rows = embedding_of(data.emb.get(data.clip_ids[i], variant))
-                xs.append(rows)
-                ys.append(np.full(rows.shape[0], t, dtype=np.int64))
-        heads[name] = fit_arrays(np.concatenate(xs), np.concatenate(ys), 2, seed + k, c).linear()
+        on = dict(zip(keep, truth.tolist(), strict=True))
+        x, y = training_windows(data, keep, copies, lambda i, _: on[i])  # noqa: B023 (called here, not later)
+        heads[name] = fit_arrays(x, y, 2, seed + k, c).linear()
     return heads
 
 
