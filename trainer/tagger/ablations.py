@@ -14,19 +14,19 @@ from trainer.evaluate.scores import Scores, scored_variant
 from trainer.model.recipes import Recipe
 from trainer.tagger.adapt import adaptation_rows
 from trainer.tagger.fit import TaggerData, evaluate, fit, window_rows
-from trainer.tagger.heads import fit_head
 
 IntArray = npt.NDArray[np.int64]
 
 
 def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx: IntArray, copies: Sequence[str],
-                 conditions: Sequence[str], seed: int) -> dict[str, dict[str, object]]:
+                 conditions: Sequence[str], seed: int,
+                 shipped_scores: Mapping[str, Scores] | None = None) -> dict[str, dict[str, object]]:
     """Heads fitted on clean windows alone, with the room copies, with the wide-noise copies, with both, with both
     and the FDN rooms (the shipped recipe's copies), the last with 10x stronger L2 (it wins clean by artist CV and
     loses the rooms; ``compare --tagger-c`` sweeps it) and, for a recipe with a clean expert, the gated head it ships
-    (:mod:`trainer.tagger.heads`): what each lever buys on the held-out clips, clean, in the training chain and in the
-    unseen family. The head on every copy is also scored re-standardised to the room it hears
-    (:mod:`trainer.tagger.adapt`)."""
+    (:mod:`trainer.tagger.heads`; ``shipped_scores``, its scores as the ship computed them on the same clips and
+    conditions): what each lever buys on the held-out clips, clean, in the training chain and in the unseen family.
+    The head on every copy is also scored re-standardised to the room it hears (:mod:`trainer.tagger.adapt`)."""
     rooms = [c for c in copies if c.startswith("aug/")]
     noise = [c for c in copies if c.startswith("noise/")]
     half = [*rooms[: (len(rooms) + 1) // 2], *noise[: (len(noise) + 1) // 2]]
@@ -52,11 +52,10 @@ def ablate_heads(recipe: Recipe, data: TaggerData, train_idx: IntArray, test_idx
                 out[f"{name}, re-standardised: {how}"] = {
                     "copies": chosen, "head_c": recipe.head_c, "macro": adapted,
                     "unseen_mean": float(np.mean(room)) if room else float("nan")}
-    if recipe.clean_expert_c is not None and every:
-        gated = fit_head(recipe, data, train_idx, every, seed)
+    if recipe.clean_expert_c is not None and shipped_scores is not None:
         out[f"{shipped}, + a clean expert and a gate"] = {
             "copies": every, "head_c": recipe.head_c, "clean_expert_c": recipe.clean_expert_c,
-            **_scored(evaluate(gated, data, test_idx, (CLEAN, *conditions)))}
+            **_scored(shipped_scores)}
     return out
 
 

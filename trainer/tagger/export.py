@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from trainer.tagger.mixture import GatedHead, Head
+from trainer.tagger.mixture import Head, linear_parts
 from trainer.teacher.head import LinearHead
 from trainer.teacher.musicnn import N_MELS, PATCH_FRAMES, Musicnn, read_checkpoint
 from trainer.teacher.wheel import checkpoint_dir
@@ -78,7 +78,7 @@ def convert(variables: dict[str, FloatArray], head: Head | None, *, float16: boo
     net = Musicnn(variables)
     idct = tf.constant(inverse_dct_matrix())
     linear = {} if head is None else {name: (tf.constant(h.weight.astype(np.float32)), tf.constant(
-        h.bias.astype(np.float32))) for name, h in _linear_parts(head).items()}
+        h.bias.astype(np.float32))) for name, h in linear_parts(head).items()}
 
     def genre_probs(embedding: Any) -> Any:
         def softmax(name: str) -> Any:
@@ -119,12 +119,6 @@ def convert(variables: dict[str, FloatArray], head: Head | None, *, float16: boo
         converter.target_spec.supported_types = [tf.float16]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced signature
         return bytes(converter.convert())
-
-
-def _linear_parts(head: Head) -> dict[str, LinearHead]:
-    if isinstance(head, GatedHead):
-        return {"clean": head.clean, "room": head.room, "gate": head.gate}
-    return {"head": head}
 
 
 def _at_level(tf: Any, log_mel: Any) -> Any:

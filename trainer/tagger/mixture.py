@@ -33,18 +33,20 @@ class GatedHead:
             np.float32)
         return out
 
-    @property
-    def size(self) -> int:
-        """Weights and biases of the three heads (the graph's parameters beside the tagger's)."""
-        return sum(int(h.weight.size + h.bias.size) for h in (self.clean, self.room, self.gate))
-
 
 Head = LinearHead | GatedHead
 
 
+def linear_parts(head: Head) -> dict[str, LinearHead]:
+    """The linear heads a head is made of, by the names the exported graph gives them."""
+    if isinstance(head, GatedHead):
+        return {"clean": head.clean, "room": head.room, "gate": head.gate}
+    return {"head": head}
+
+
 def head_size(head: Head) -> int:
     """Weights and biases of a head (the graph's parameters beside the tagger's)."""
-    return head.size if isinstance(head, GatedHead) else int(head.weight.size + head.bias.size)
+    return sum(int(h.weight.size + h.bias.size) for h in linear_parts(head).values())
 
 
-__all__ = ["GatedHead", "Head", "head_size"]
+__all__ = ["GatedHead", "Head", "head_size", "linear_parts"]

@@ -58,7 +58,7 @@ def ship_tagger(recipe: Recipe, data: TaggerData, out: Path, *, plan: RunPlan, c
     log.info("tagger head fitted in %.0f s; held-out clip macro: %s", fit_s,
              ", ".join(f"{k} {v.clip_macro_accuracy:.3f}" for k, v in scores.items()))
 
-    ablated = (ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed)
+    ablated = (ablate_heads(recipe, data, train_idx, test_idx, copies, conditions, seed, shipped_scores=scores)
                if copies and ablations else {})
     if tuple(msd_labels(cache_dir)) != TAGS:
         raise RuntimeError("the tagger's tag names differ from trainer.tagger.export.TAGS (the bundle would mislabel)")
